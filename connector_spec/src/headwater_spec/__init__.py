@@ -1,0 +1,95 @@
+"""The Headwater connector contract.
+
+Connector packages depend on this distribution only: the hook markers, the event model,
+the connector base types and the spec format. The daemon (`headwater`) depends on it too.
+"""
+
+from ._connector import (
+    CheckResult,
+    Connector,
+    ConnectorContext,
+    Destination,
+    Route,
+    Source,
+    SourceContext,
+)
+from ._events import (
+    EVENT_CLASSES,
+    EVENT_TYPES,
+    Alias,
+    BaseEvent,
+    Event,
+    EventError,
+    EventType,
+    Group,
+    Identify,
+    Page,
+    Screen,
+    Track,
+    decode_event,
+    encode_event,
+    event_from_dict,
+    event_to_dict,
+)
+from ._hooks import PROJECT_NAME, HeadwaterSpecs, Register, hookimpl, hookspec
+from ._outcomes import DELIVERED, Delivered, Outcome, Rejected, Retry
+from ._spec import (
+    SPEC_VERSION,
+    ConnectorSpec,
+    DeliveryHints,
+    Direction,
+    Examples,
+    RegionSpec,
+    SpecError,
+    meta_schema,
+    secret_fields,
+    validate_spec,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DELIVERED",
+    "EVENT_CLASSES",
+    "EVENT_TYPES",
+    "PROJECT_NAME",
+    "SPEC_VERSION",
+    "Alias",
+    "BaseEvent",
+    "CheckResult",
+    "Connector",
+    "ConnectorContext",
+    "ConnectorSpec",
+    "Delivered",
+    "DeliveryHints",
+    "Destination",
+    "Direction",
+    "Event",
+    "EventError",
+    "EventType",
+    "Examples",
+    "Group",
+    "HeadwaterSpecs",
+    "Identify",
+    "Outcome",
+    "Page",
+    "RegionSpec",
+    "Register",
+    "Rejected",
+    "Retry",
+    "Route",
+    "Screen",
+    "Source",
+    "SourceContext",
+    "SpecError",
+    "Track",
+    "decode_event",
+    "encode_event",
+    "event_from_dict",
+    "event_to_dict",
+    "hookimpl",
+    "hookspec",
+    "meta_schema",
+    "secret_fields",
+    "validate_spec",
+]

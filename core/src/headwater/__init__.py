@@ -1,0 +1,3 @@
+"""Headwater: a self-hosted, plugin-based event pipeline."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,28 @@
+"""The `headwater` command: a thin layer over the library.
+
+Each command group lives in its own module; this one only assembles them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from ._connectors import connectors
+from ._import import import_command
+from ._log import log_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="headwater")
+def cli() -> None:
+    """Headwater: a self-hosted event pipeline with a durable log and pluggable connectors."""
+
+
+cli.add_command(connectors)
+cli.add_command(log_group)
+cli.add_command(import_command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,16 @@
+"""Errors of the event log."""
+
+
+class LogError(Exception):
+    """Base of every log error."""
+
+
+class LogFullError(LogError):
+    """The log cannot grow: the disk is full or the configured maximum size is reached.
+
+    Nothing of the failed append was written; the log stays readable and consistent.
+    """
+
+
+class LogClosedError(LogError):
+    """The log is closed or closing; appends are refused."""

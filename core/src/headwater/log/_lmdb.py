@@ -1,0 +1,504 @@
+"""The embedded event log on LMDB, with group commit.
+
+Appends from any number of concurrent callers are gathered while the previous commit is
+in flight and written together: one write transaction and one fsync per group. A caller's
+future resolves only after the transaction holding its events is committed and synced.
+The commit runs on a dedicated writer thread; LMDB releases the GIL while it syncs, so the
+event loop keeps serving requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+
+from ._errors import LogClosedError, LogError, LogFullError
+from ._records import (
+    AppendResult,
+    LogRecord,
+    LogStats,
+    RecordHeader,
+    RejectedItem,
+    key_seq,
+    seq_key,
+)
+
+FORMAT_VERSION = b"1"
+EVENTS = b"events"
+REJECTED = b"rejected"
+CURSORS = b"cursors"
+META = b"meta"
+SIDE_TABLES = (b"dead_letters", b"checkpoints", b"replays", b"retries", b"destinations")
+MAX_TABLES = 32
+DEFAULT_MAP_SIZE = 1 << 30
+SCAN_CHUNK = 1024
+
+_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(LogRecord)
+_header_decoder = msgspec.msgpack.Decoder(RecordHeader)
+_rejected_decoder = msgspec.msgpack.Decoder(RejectedItem)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def iso_us(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class _Pending:
+    __slots__ = ("events", "future", "rejected", "source")
+
+    def __init__(
+        self,
+        source: str,
+        events: Sequence[dict[str, Any]],
+        rejected: Sequence[RejectedItem],
+        future: asyncio.Future[AppendResult] | None,
+    ) -> None:
+        self.source = source
+        self.events = events
+        self.rejected = rejected
+        self.future = future
+
+
+class LmdbLog:
+    """The event log in ``<data_dir>/log``. Safe to open from several processes at once
+    (one writer at a time, readers never block); ``readonly`` opens for inspection."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        grow: bool = True,
+        max_size: int | None = None,
+        readonly: bool = False,
+        sync: bool = True,
+    ) -> None:
+        self.path = Path(data_dir) / "log"
+        self.readonly = readonly
+        self._grow = grow
+        self._max_size = max_size
+        if not readonly:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not (self.path / "data.mdb").exists():
+            raise LogError(f"no event log at {self.path}; run `headwater serve` or `import` first")
+        self.env = lmdb.open(
+            str(self.path),
+            map_size=map_size,
+            max_dbs=MAX_TABLES,
+            readonly=readonly,
+            sync=sync,
+            metasync=sync,
+            writemap=False,
+            map_async=False,
+            readahead=False,
+            max_readers=256,
+            lock=True,
+        )
+        self._dbs: dict[bytes, Any] = {}
+        if readonly:
+            for name in (EVENTS, REJECTED, CURSORS, META, *SIDE_TABLES):
+                try:
+                    self._dbs[name] = self.env.open_db(name, create=False)
+                except lmdb.NotFoundError:
+                    self._dbs[name] = None
+        else:
+            with self.env.begin(write=True) as txn:
+                for name in (EVENTS, REJECTED, CURSORS, META, *SIDE_TABLES):
+                    self._dbs[name] = self.env.open_db(name, txn=txn)
+                meta = self._dbs[META]
+                stored = txn.get(b"format_version", db=meta)
+                if stored is None:
+                    txn.put(b"format_version", FORMAT_VERSION, db=meta)
+                    txn.put(b"created_at", str(now_us()).encode(), db=meta)
+                elif stored != FORMAT_VERSION:
+                    raise LogError(
+                        f"{self.path} has log format {stored.decode()}, this build reads "
+                        f"{FORMAT_VERSION.decode()}"
+                    )
+        self._readers = 0
+        self._resizing = False
+        self._gate = threading.Condition()
+        self._write_lock = threading.Lock()
+        self._last_received = 0
+        self._pending: list[_Pending] = []
+        self._committing = False
+        self._closing = False
+        self._writer: ThreadPoolExecutor | None = None
+        self._idle: asyncio.Event | None = None
+
+    # -- reading -----------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A read transaction that a map resize in this process waits for."""
+        with self._gate:
+            while self._resizing:
+                self._gate.wait()
+            self._readers += 1
+        try:
+            try:
+                txn = self.env.begin(buffers=True)
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)
+                txn = self.env.begin(buffers=True)
+            try:
+                yield txn
+            finally:
+                txn.abort()
+        finally:
+            with self._gate:
+                self._readers -= 1
+                self._gate.notify_all()
+
+    def _db(self, name: bytes) -> Any:
+        return self._dbs[name]
+
+    def last_seq(self) -> int:
+        db = self._db(EVENTS)
+        if db is None:
+            return 0
+        with self._read() as txn, txn.cursor(db=db) as cur:
+            return key_seq(cur.key()) if cur.last() else 0
+
+    def first_seq(self) -> int:
+        db = self._db(EVENTS)
+        if db is None:
+            return 0
+        with self._read() as txn, txn.cursor(db=db) as cur:
+            return key_seq(cur.key()) if cur.first() else 0
+
+    def get(self, seq: int) -> LogRecord | None:
+        db = self._db(EVENTS)
+        if db is None:
+            return None
+        with self._read() as txn:
+            raw = txn.get(seq_key(seq), db=db)
+            return None if raw is None else _record_decoder.decode(raw)
+
+    def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
+        for seq, raw in self.scan_raw(start_seq, end_seq):
+            yield _record_decoder.decode(raw)
+
+    def scan_raw(
+        self, start_seq: int = 1, end_seq: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """(seq, msgpack bytes) pairs, read in chunks of short transactions so a slow
+        consumer never pins old pages."""
+        db = self._db(EVENTS)
+        if db is None:
+            return
+        next_seq = max(start_seq, 1)
+        while True:
+            chunk: list[tuple[int, bytes]] = []
+            with self._read() as txn, txn.cursor(db=db) as cur:
+                if not cur.set_range(seq_key(next_seq)):
+                    return
+                for key, value in cur:
+                    seq = key_seq(key)
+                    if end_seq is not None and seq > end_seq:
+                        break
+                    chunk.append((seq, bytes(value)))
+                    if len(chunk) >= SCAN_CHUNK:
+                        break
+            if not chunk:
+                return
+            yield from chunk
+            next_seq = chunk[-1][0] + 1
+            if len(chunk) < SCAN_CHUNK:
+                return
+
+    def _received_at(self, txn: Any, seq: int) -> int | None:
+        raw = txn.get(seq_key(seq), db=self._db(EVENTS))
+        return None if raw is None else _header_decoder.decode(raw).received_at
+
+    def seq_at_time(self, received_at_us: int) -> int:
+        """Bisect the dense sequence range on the non-decreasing commit time."""
+        db = self._db(EVENTS)
+        if db is None:
+            return 1
+        with self._read() as txn, txn.cursor(db=db) as cur:
+            if not cur.first():
+                return 1
+            lo = key_seq(cur.key())
+            cur.last()
+            hi = key_seq(cur.key()) + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                at = self._received_at(txn, mid)
+                if at is None or at < received_at_us:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
+    def rejected(self, limit: int | None = None) -> Iterator[tuple[int, RejectedItem]]:
+        db = self._db(REJECTED)
+        if db is None:
+            return
+        with self._read() as txn, txn.cursor(db=db) as cur:
+            count = 0
+            for key, value in cur:
+                yield key_seq(key), _rejected_decoder.decode(value)
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    def stats(self) -> LogStats:
+        events_db, rejected_db = self._db(EVENTS), self._db(REJECTED)
+        with self._read() as txn:
+            count = txn.stat(events_db)["entries"] if events_db is not None else 0
+            n_rejected = txn.stat(rejected_db)["entries"] if rejected_db is not None else 0
+            first = last = None
+            first_time = last_time = None
+            if count:
+                with txn.cursor(db=events_db) as cur:
+                    cur.first()
+                    head = _header_decoder.decode(cur.value())
+                    first, first_time = head.seq, iso_us(head.received_at)
+                    cur.last()
+                    tail = _header_decoder.decode(cur.value())
+                    last, last_time = tail.seq, iso_us(tail.received_at)
+            info = self.env.info()
+            used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        return LogStats(
+            events=count,
+            first_seq=first,
+            last_seq=last,
+            first_time=first_time,
+            last_time=last_time,
+            bytes=used,
+            rejected=n_rejected,
+        )
+
+    # -- cursors and side tables --------------------------------------------------------
+
+    def get_cursor(self, name: str) -> int | None:
+        raw = self.get_value(CURSORS, name.encode())
+        return None if raw is None else key_seq(raw)
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        self.put_value(CURSORS, name.encode(), seq_key(seq))
+
+    def cursors(self) -> dict[str, int]:
+        return {k.decode(): key_seq(v) for k, v in self.items(CURSORS)}
+
+    def get_value(self, table: bytes, key: bytes) -> bytes | None:
+        db = self._db(table)
+        if db is None:
+            return None
+        with self._read() as txn:
+            raw = txn.get(key, db=db)
+            return None if raw is None else bytes(raw)
+
+    def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        db = self._db(table)
+        if db is None:
+            return []
+        out: list[tuple[bytes, bytes]] = []
+        with self._read() as txn, txn.cursor(db=db) as cur:
+            if not cur.set_range(prefix):
+                return out
+            for key, value in cur:
+                k = bytes(key)
+                if not k.startswith(prefix):
+                    break
+                out.append((k, bytes(value)))
+        return out
+
+    def put_value(self, table: bytes, key: bytes, value: bytes) -> None:
+        self.write_batch([(table, key, value)])
+
+    def delete_value(self, table: bytes, key: bytes) -> None:
+        self.write_batch([(table, key, None)])
+
+    def write_batch(self, ops: Sequence[tuple[bytes, bytes, bytes | None]]) -> None:
+        """Put (value) or delete (None) side-table keys in one durable transaction."""
+
+        def apply(txn: Any) -> None:
+            for table, key, value in ops:
+                db = self._db(table)
+                if value is None:
+                    txn.delete(key, db=db)
+                else:
+                    txn.put(key, value, db=db)
+
+        self._write(apply)
+
+    # -- appending -----------------------------------------------------------------------
+
+    async def append(
+        self,
+        source: str,
+        events: Sequence[dict[str, Any]],
+        rejected: Sequence[RejectedItem] = (),
+    ) -> AppendResult:
+        if self._closing:
+            raise LogClosedError("the log is shutting down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        self._pending.append(_Pending(source, events, rejected, future))
+        if not self._committing:
+            self._committing = True
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            self._idle.clear()
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="headwater-log-writer")
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    results = await loop.run_in_executor(self._writer, self._commit_group, group)
+                except Exception as exc:  # every waiter of the group learns the failure
+                    for item in group:
+                        if item.future is not None and not item.future.done():
+                            item.future.set_exception(exc)
+                    continue
+                for item, result in zip(group, results, strict=True):
+                    if item.future is not None and not item.future.done():
+                        item.future.set_result(result)
+        finally:
+            self._committing = False
+            if self._idle is not None:
+                self._idle.set()
+
+    def append_sync(
+        self,
+        source: str,
+        events: Sequence[dict[str, Any]],
+        rejected: Sequence[RejectedItem] = (),
+    ) -> AppendResult:
+        if self._closing:
+            raise LogClosedError("the log is closed")
+        return self._commit_group([_Pending(source, events, rejected, None)])[0]
+
+    def _commit_group(self, group: Sequence[_Pending]) -> list[AppendResult]:
+        results: list[AppendResult] = []
+
+        def apply(txn: Any) -> None:
+            results.clear()
+            events_db, rejected_db = self._db(EVENTS), self._db(REJECTED)
+            with txn.cursor(db=events_db) as cur:
+                seq = key_seq(cur.key()) + 1 if cur.last() else 1
+                last_at = _header_decoder.decode(cur.value()).received_at if seq > 1 else 0
+            received_at = max(now_us(), last_at, self._last_received)
+            with txn.cursor(db=rejected_db) as cur:
+                rseq = key_seq(cur.key()) + 1 if cur.last() else 1
+            rows: list[tuple[bytes, bytes]] = []
+            rejected_rows: list[tuple[bytes, bytes]] = []
+            for item in group:
+                first = seq
+                for event in item.events:
+                    record = LogRecord(seq, item.source, received_at, event)
+                    rows.append((seq_key(seq), _encoder.encode(record)))
+                    seq += 1
+                for bad in item.rejected:
+                    rejected_rows.append((seq_key(rseq), _encoder.encode(bad)))
+                    rseq += 1
+                results.append(AppendResult(first, seq - 1, received_at, len(item.rejected)))
+            if rows:
+                with txn.cursor(db=events_db) as cur:
+                    cur.putmulti(rows, append=True)
+            if rejected_rows:
+                with txn.cursor(db=rejected_db) as cur:
+                    cur.putmulti(rejected_rows, append=True)
+            self._last_received = received_at
+
+        self._write(apply)
+        return results
+
+    def _write(self, apply: Any) -> None:
+        """Run ``apply(txn)`` in one synced write transaction, growing the map when full."""
+        if self.readonly:
+            raise LogError("the log was opened read-only")
+        with self._write_lock:
+            while True:
+                try:
+                    with self.env.begin(write=True) as txn:
+                        apply(txn)
+                    return
+                except lmdb.MapFullError:
+                    self._grow_map()
+                except lmdb.Error as exc:
+                    if _is_disk_full(exc):
+                        raise LogFullError(
+                            f"the disk holding {self.path} is full; nothing of this append was "
+                            "written. Free space or move the data dir, then retry"
+                        ) from None
+                    raise LogError(f"log write failed: {exc}") from exc
+
+    def _grow_map(self) -> None:
+        current = self.env.info()["map_size"]
+        target = current * 2
+        if not self._grow or (self._max_size is not None and current >= self._max_size):
+            limit = self._max_size or current
+            raise LogFullError(
+                f"the log at {self.path} reached its maximum size ({limit} bytes); nothing of "
+                "this append was written. Raise [log] max_size or free space by retention"
+            )
+        if self._max_size is not None:
+            target = min(target, self._max_size)
+        with self._gate:
+            self._resizing = True
+            try:
+                while self._readers:
+                    self._gate.wait()
+                self.env.set_mapsize(target)
+            finally:
+                self._resizing = False
+                self._gate.notify_all()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Refuse new appends, wait for the groups in flight, close."""
+        self._closing = True
+        if self._committing and self._idle is not None:
+            await self._idle.wait()
+        self.close()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        self.env.close()
+
+    def __enter__(self) -> LmdbLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_disk_full(exc: lmdb.Error) -> bool:
+    text = str(exc)
+    return (
+        getattr(exc, "errno", None) == errno.ENOSPC
+        or "No space left" in text
+        or "MDB_MAP_FULL" in text
+        or "Disk quota" in text
+    )

@@ -1,0 +1,1 @@
+"""The `amplitude` connector (work in progress)."""

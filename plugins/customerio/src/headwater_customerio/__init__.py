@@ -1,0 +1,1 @@
+"""The `customerio` connector (work in progress)."""

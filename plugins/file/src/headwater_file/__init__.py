@@ -1,0 +1,58 @@
+"""The `file` destination: JSON Lines, one event per line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from headwater_spec import (
+    DELIVERED,
+    ConnectorContext,
+    ConnectorSpec,
+    Destination,
+    Event,
+    Outcome,
+    Register,
+    Retry,
+    event_to_dict,
+    hookimpl,
+)
+
+__all__ = ["FileDestination", "register_connectors"]
+
+
+class FileDestination(Destination):
+    spec = ConnectorSpec.from_package(__package__)
+
+    def __init__(self, config: Mapping[str, Any], context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        path = Path(self.config["path"])
+        self.path = path if path.is_absolute() else context.data_dir / path
+        self.fsync = bool(self.config.get("fsync", True))
+        self._encoder = msgspec.json.Encoder()
+
+    async def send(self, batch: Sequence[Event]) -> list[Outcome]:
+        lines = b"".join(self._encoder.encode(event_to_dict(ev)) + b"\n" for ev in batch)
+        try:
+            await asyncio.to_thread(self._append, lines)
+        except OSError as exc:
+            return [Retry(reason=f"cannot write {self.path}: {exc.strerror}")] * len(batch)
+        return [DELIVERED] * len(batch)
+
+    def _append(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as fh:
+            fh.write(data)
+            fh.flush()
+            if self.fsync:
+                os.fsync(fh.fileno())
+
+
+@hookimpl
+def register_connectors(register: Register) -> None:
+    register(FileDestination)

@@ -1,0 +1,1 @@
+"""The `mixpanel` connector (work in progress)."""

@@ -1,0 +1,1 @@
+"""The `tracking-api` connector (work in progress)."""

@@ -1,0 +1,1 @@
+"""The `webhook` connector (work in progress)."""
