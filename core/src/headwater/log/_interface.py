@@ -16,14 +16,17 @@ class EventLog(Protocol):
         source: str,
         events: Sequence[dict[str, Any]],
         rejected: Sequence[RejectedItem] = (),
+        side_ops: Sequence[tuple[bytes, bytes, bytes | None]] = (),
     ) -> AppendResult:
-        """Append events (and rejected items); return after they are durable."""
+        """Append events (and rejected items, and side-table writes in the same commit);
+        return after they are durable."""
 
     def append_sync(
         self,
         source: str,
         events: Sequence[dict[str, Any]],
         rejected: Sequence[RejectedItem] = (),
+        side_ops: Sequence[tuple[bytes, bytes, bytes | None]] = (),
     ) -> AppendResult:
         """The blocking form of ``append`` for tools without an event loop."""
 

@@ -61,19 +61,25 @@ def iso_us(us: int) -> str:
     )
 
 
+SideOp = tuple[bytes, bytes, bytes | None]
+"""(table, key, value) to put, or (table, key, None) to delete, in a side table."""
+
+
 class _Pending:
-    __slots__ = ("events", "future", "rejected", "source")
+    __slots__ = ("events", "future", "rejected", "side_ops", "source")
 
     def __init__(
         self,
         source: str,
         events: Sequence[dict[str, Any]],
         rejected: Sequence[RejectedItem],
+        side_ops: Sequence[SideOp],
         future: asyncio.Future[AppendResult] | None,
     ) -> None:
         self.source = source
         self.events = events
         self.rejected = rejected
+        self.side_ops = side_ops
         self.future = future
 
 
@@ -349,12 +355,15 @@ class LmdbLog:
         source: str,
         events: Sequence[dict[str, Any]],
         rejected: Sequence[RejectedItem] = (),
+        side_ops: Sequence[SideOp] = (),
     ) -> AppendResult:
+        """Append ``events`` (and ``rejected`` items, and side-table writes such as a source
+        checkpoint) in the next group commit; return once it is synced to disk."""
         if self._closing:
             raise LogClosedError("the log is shutting down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AppendResult] = loop.create_future()
-        self._pending.append(_Pending(source, events, rejected, future))
+        self._pending.append(_Pending(source, events, rejected, side_ops, future))
         if not self._committing:
             self._committing = True
             if self._idle is None:
@@ -390,10 +399,11 @@ class LmdbLog:
         source: str,
         events: Sequence[dict[str, Any]],
         rejected: Sequence[RejectedItem] = (),
+        side_ops: Sequence[SideOp] = (),
     ) -> AppendResult:
         if self._closing:
             raise LogClosedError("the log is closed")
-        return self._commit_group([_Pending(source, events, rejected, None)])[0]
+        return self._commit_group([_Pending(source, events, rejected, side_ops, None)])[0]
 
     def _commit_group(self, group: Sequence[_Pending]) -> list[AppendResult]:
         results: list[AppendResult] = []
@@ -419,6 +429,11 @@ class LmdbLog:
                     rejected_rows.append((seq_key(rseq), _encoder.encode(bad)))
                     rseq += 1
                 results.append(AppendResult(first, seq - 1, received_at, len(item.rejected)))
+                for table, key, value in item.side_ops:
+                    if value is None:
+                        txn.delete(key, db=self._db(table))
+                    else:
+                        txn.put(key, value, db=self._db(table))
             if rows:
                 with txn.cursor(db=events_db) as cur:
                     cur.putmulti(rows, append=True)
