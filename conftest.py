@@ -1,0 +1,47 @@
+"""Fixtures shared by every test folder: the local services the tests talk to.
+
+A test that needs PostgreSQL or NATS asks for `postgres_dsn` / `nats_url`. When the service
+is not reachable the test is skipped with the reason, unless HEADWATER_REQUIRE_SERVICES=1
+(as in CI), where a missing service is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("HEADWATER_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail, when services are required) unless host:port accepts connections."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} and HEADWATER_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    dsn = os.environ.get("HEADWATER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    url = os.environ.get("HEADWATER_TEST_NATS", "nats://127.0.0.1:4222")
+    need_service("NATS", "127.0.0.1", 4222)
+    return url
