@@ -33,6 +33,15 @@ from ._events import (
 )
 from ._hooks import PROJECT_NAME, HeadwaterSpecs, Register, hookimpl, hookspec
 from ._outcomes import DELIVERED, Delivered, Outcome, Rejected, Retry
+from ._push import (
+    HttpRequest,
+    HttpResponse,
+    IngestUnavailableError,
+    PushContext,
+    PushHandler,
+    PushReceipt,
+    Rejection,
+)
 from ._spec import (
     SPEC_VERSION,
     ConnectorSpec,
@@ -70,12 +79,19 @@ __all__ = [
     "Examples",
     "Group",
     "HeadwaterSpecs",
+    "HttpRequest",
+    "HttpResponse",
     "Identify",
+    "IngestUnavailableError",
     "Outcome",
     "Page",
+    "PushContext",
+    "PushHandler",
+    "PushReceipt",
     "RegionSpec",
     "Register",
     "Rejected",
+    "Rejection",
     "Retry",
     "Route",
     "Screen",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import msgspec
@@ -107,6 +107,16 @@ class Source(Connector):
         return None
 
     def routes(self) -> Sequence[Route]:
-        """(method, path, handler) triples served by the daemon's HTTP server."""
+        """(method, path, handler) triples served by the daemon's HTTP server.
+
+        ``handler`` is ``async (HttpRequest) -> HttpResponse`` (see ``PushHandler``); a path
+        may hold ``{name}`` segments, found in ``request.params``. A push source stores what
+        it receives through its ``context``, a ``PushContext``.
+        """
         return ()
+
+    def max_body_bytes(self) -> int:
+        """The largest request body, as sent (compressed or not), this source's routes
+        accept; the daemon's server refuses bigger ones with 413 before reading them."""
+        return 1 << 20
 
