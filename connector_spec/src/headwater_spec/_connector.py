@@ -33,6 +33,16 @@ class ConnectorContext(Protocol):
         """The instance's effective region."""
 
     @property
+    def endpoint(self) -> str | None:
+        """The instance's `endpoint` override (a proxy, a test server), or None.
+
+        `endpoint` is a framework key, so it never reaches ``config``; a connector that
+        talks to a service reads it here and falls back to ``spec.endpoint_for(region)``.
+        Hosts written before this property existed lack it: read it with
+        ``getattr(context, "endpoint", None)`` to accept them too.
+        """
+
+    @property
     def data_dir(self) -> Path:
         """The daemon's data dir; relative paths in a config are relative to it."""
 
