@@ -1,0 +1,173 @@
+"""Turn the items of a request into events for the log, or rejections with a reason.
+
+Per item: the write key is removed (a credential is never stored), batch-level
+``context``/``integrations`` are merged in (the item's own keys win), the event is
+validated against the contract's event model, and the server fields are set:
+
+- ``receivedAt``: when the request arrived;
+- ``messageId``: a UUID when the client sent none;
+- ``originalTimestamp``: the client's time of the event, as sent (its ``originalTimestamp``,
+  else its ``timestamp``);
+- ``timestamp``: that time corrected for the client's clock skew,
+  ``receivedAt - (sentAt - originalTimestamp)``, as Segment does. Without ``sentAt`` it is
+  ``originalTimestamp``; without either (or when they cannot be parsed), ``receivedAt``.
+
+Validation uses ``msgspec.convert`` into the contract's Structs (the single source of the
+rules) but stores the client's own dict, with ids normalised to strings, so unknown fields
+survive and no event is rebuilt field by field on the hot path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from headwater_spec import EVENT_CLASSES, EVENT_TYPES, EventError, Rejection, event_from_dict
+
+_json = msgspec.json.Encoder()
+_ID_FIELDS = ("userId", "anonymousId", "groupId", "previousId")
+MAX_ERRORS_SHOWN = 10
+
+
+class Prepared(msgspec.Struct):
+    """The outcome for one request: events to store, rejections, and errors to show."""
+
+    events: list[dict[str, Any]]
+    rejections: list[Rejection]
+    errors: list[dict[str, Any]]
+
+
+def iso(moment: datetime) -> str:
+    """UTC, millisecond precision, with a ``Z``: the form the SDKs send."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time as an aware datetime (naive means UTC); None when not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _merge(item: dict[str, Any], key: str, batch_level: dict[str, Any]) -> None:
+    own = item.get(key)
+    if own is None:
+        item[key] = dict(batch_level)
+    elif isinstance(own, dict):
+        item[key] = {**batch_level, **own}
+
+
+class Preparer:
+    """Prepares the items of one request; holds what the items share."""
+
+    def __init__(
+        self,
+        *,
+        received_at: datetime,
+        max_event_bytes: int,
+        body_bytes: int,
+        kind: str | None = None,
+        batch_context: dict[str, Any] | None = None,
+        batch_integrations: dict[str, Any] | None = None,
+        batch_sent_at: Any = None,
+    ) -> None:
+        self.received_at = received_at
+        self.received_iso = iso(received_at)
+        self.max_event_bytes = max_event_bytes
+        self.check_sizes = body_bytes > max_event_bytes
+        self.kind = kind
+        self.batch_context = batch_context or None
+        self.batch_integrations = batch_integrations or None
+        self.batch_sent_at = batch_sent_at
+        self._sent_cache: dict[str, datetime | None] = {}
+
+    def event_size(self, item: Any) -> int:
+        """The JSON size of an item (only computed when the body could hold a big one)."""
+        return len(_json.encode(item)) if self.check_sizes else 0
+
+    def prepare(self, items: list[Any]) -> Prepared:
+        out = Prepared([], [], [])
+        for index, item in enumerate(items):
+            reason = self._prepare_one(item)
+            if reason is None:
+                out.events.append(item)
+                continue
+            out.rejections.append(Rejection(reason=reason, raw=item))
+            if len(out.errors) < MAX_ERRORS_SHOWN:
+                out.errors.append({"index": index, "message": reason})
+        return out
+
+    def _prepare_one(self, item: Any) -> str | None:
+        """Prepare ``item`` in place; return why it is rejected, or None."""
+        if not isinstance(item, dict):
+            return "an event must be a JSON object"
+        item.pop("writeKey", None)
+        if self.kind is not None:
+            item["type"] = self.kind
+        size = self.event_size(item)
+        if size > self.max_event_bytes:
+            return f"the event is {size} bytes, over the {self.max_event_bytes}-byte limit"
+        kind = item.get("type")
+        cls = EVENT_CLASSES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            return f"`type` must be one of {', '.join(EVENT_TYPES)}; got {kind!r}"
+        if self.batch_context is not None:
+            _merge(item, "context", self.batch_context)
+        if self.batch_integrations is not None:
+            _merge(item, "integrations", self.batch_integrations)
+        try:
+            event = msgspec.convert(item, cls, strict=False)
+        except msgspec.ValidationError:
+            return _reason(item)
+        for name in _ID_FIELDS:
+            value = item.get(name)
+            if value is not None and type(value) is not str:
+                item[name] = getattr(event, name)
+        self._server_fields(item)
+        return None
+
+    def _sent_at(self, value: Any) -> datetime | None:
+        if not isinstance(value, str):
+            return None
+        if value not in self._sent_cache:
+            self._sent_cache[value] = parse_time(value)
+        return self._sent_cache[value]
+
+    def _server_fields(self, item: dict[str, Any]) -> None:
+        if not item.get("messageId"):
+            item["messageId"] = str(uuid.uuid4())
+        item["receivedAt"] = self.received_iso
+        sent_raw = item.get("sentAt") or self.batch_sent_at
+        if sent_raw is not None and "sentAt" not in item:
+            item["sentAt"] = sent_raw
+        original_raw = item.get("originalTimestamp") or item.get("timestamp")
+        original = parse_time(original_raw)
+        if original_raw is not None:
+            item["originalTimestamp"] = original_raw
+        if original is None:
+            item["timestamp"] = self.received_iso
+            return
+        sent = self._sent_at(sent_raw)
+        if sent is None:
+            item["timestamp"] = iso(original.astimezone(UTC))
+            return
+        try:
+            corrected = self.received_at - (sent - original)
+        except OverflowError:
+            corrected = self.received_at
+        item["timestamp"] = iso(corrected)
+
+
+def _reason(item: dict[str, Any]) -> str:
+    """The contract's own wording of why an item is not an event."""
+    try:
+        event_from_dict(item)
+    except EventError as exc:
+        return str(exc)
+    return "the event does not match the event model"
