@@ -85,7 +85,9 @@ class Connector:
         self.context = context
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in self.spec.secret_fields() else v) for k, v in self.config.items()}
+        shown = {
+            k: ("***" if k in self.spec.secret_fields() else v) for k, v in self.config.items()
+        }
         return f"{type(self).__name__}({self.context.instance_id!r}, {shown!r})"
 
     async def check(self) -> CheckResult:
@@ -129,4 +131,3 @@ class Source(Connector):
         """The largest request body, as sent (compressed or not), this source's routes
         accept; the daemon's server refuses bigger ones with 413 before reading them."""
         return 1 << 20
-

@@ -136,8 +136,11 @@ def event_from_dict(obj: Any) -> Event:
     if cls is None:
         allowed = ", ".join(EVENT_TYPES)
         raise EventError(f"`type` must be one of {allowed}; got {kind!r}")
+    # A client's own top-level `extra` key is an unknown field like any other; it must not
+    # be mistaken for the Struct's `extra` holder (and must not fail when it is no object).
+    fields = {k: v for k, v in obj.items() if k != "extra"} if "extra" in obj else obj
     try:
-        ev = msgspec.convert(obj, cls, strict=False)
+        ev = msgspec.convert(fields, cls, strict=False)
     except msgspec.ValidationError as exc:
         raise EventError(_friendly(str(exc))) from None
     known = _KNOWN_FIELDS[cls]

@@ -127,7 +127,9 @@ def _pointer(path: Any) -> str:
 def validate_spec(data: Any, *, owner: str = "") -> None:
     """Raise SpecError for the first problem of ``data`` as a connector spec."""
     validator = jsonschema.Draft202012Validator(meta_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(e.path)))
+    errors = sorted(
+        validator.iter_errors(data), key=lambda e: (len(e.path), [str(p) for p in e.path])
+    )
     if errors:
         err = errors[0]
         raise SpecError(_describe(err), owner=owner, pointer=_pointer(err.absolute_path))
@@ -164,7 +166,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
         return f"{err.message}; add it to the spec"
     if err.validator == "additionalProperties":
         return f"{err.message} in `{field}`; remove it or check its spelling"
-    if err.validator == "propertyNames" and list(err.absolute_path)[:1] == ["regions"]:
+    if "propertyNames" in err.schema_path and list(err.absolute_path)[:1] == ["regions"]:
         allowed = ", ".join(meta_schema()["properties"]["regions"]["propertyNames"]["enum"])
         return f"unknown region {err.instance!r} in `regions`; known regions: {allowed}"
     return f"`{field}`: {err.message}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 
 import msgspec
@@ -68,8 +68,11 @@ class ConnectorRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self.connectors
 
-    def __iter__(self) -> Iterable[LoadedConnector]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[LoadedConnector]:
         return iter(sorted(self.connectors.values(), key=lambda c: c.name))
+
+    def __len__(self) -> int:
+        return len(self.connectors)
 
     def add(self, cls: object, *, plugin: str, distribution: str, version: str) -> None:
         """Register one connector class; a bad one becomes a PluginFailure."""
@@ -143,8 +146,9 @@ def load_plugins(
             plugin = ep.load()
         except Exception as exc:
             registry._fail(
-                ep.name, dist, f"plugin {ep.name!r} ({dist}) failed to import: "
-                f"{type(exc).__name__}: {exc}"
+                ep.name,
+                dist,
+                f"plugin {ep.name!r} ({dist}) failed to import: {type(exc).__name__}: {exc}",
             )
             continue
         _register(manager, registry, ep.name, plugin, dist, version, origins)
@@ -155,8 +159,10 @@ def load_plugins(
     for impl in manager.hook.register_connectors.get_hookimpls():
         dist, version = origins.get(impl.plugin_name, ("(unknown)", "0"))
 
-        def register(cls: type[Connector], _p: str = impl.plugin_name) -> None:
-            registry.add(cls, plugin=_p, distribution=dist, version=version)
+        def register(
+            cls: type[Connector], _p: str = impl.plugin_name, _d: str = dist, _v: str = version
+        ) -> None:
+            registry.add(cls, plugin=_p, distribution=_d, version=_v)
 
         try:
             impl.function(register=register)

@@ -16,7 +16,10 @@ MAX_SHOWN = 20
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @config_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
     help="File format (default: from the extension; .csv is CSV, anything else JSON Lines).",
 )
 @click.option("--id-column", default="id", show_default=True, help="CSV column with the user id.")
@@ -43,9 +46,12 @@ def import_command(
     else:
         with file.open("rb") as fh:
             size = max(sum(1 for _ in fh) - 1, 0)
-    with open_log(config) as log, click.progressbar(
-        length=size, label=f"importing {file.name}", file=click.get_text_stream("stderr")
-    ) as bar:
+    with (
+        open_log(config) as log,
+        click.progressbar(
+            length=size, label=f"importing {file.name}", file=click.get_text_stream("stderr")
+        ) as bar,
+    ):
         report = import_file(
             log,
             file,

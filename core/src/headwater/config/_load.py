@@ -17,7 +17,7 @@ from ._model import FRAMEWORK_KEYS, Config, ConnectorInstance, Kind
 DEFAULT_FILE = "headwater.toml"
 _SECTIONS = {"workspace", "server", "log", "sources", "destinations"}
 _INSTANCE_FIELDS = set(ConnectorInstance.__struct_fields__) - {"id", "kind", "options"}
-assert _INSTANCE_FIELDS == set(FRAMEWORK_KEYS), "FRAMEWORK_KEYS and ConnectorInstance drifted"
+assert set(FRAMEWORK_KEYS) == _INSTANCE_FIELDS, "FRAMEWORK_KEYS and ConnectorInstance drifted"
 
 
 class ConfigError(ValueError):

@@ -5,6 +5,16 @@ in flight and written together: one write transaction and one fsync per group. A
 future resolves only after the transaction holding its events is committed and synced.
 The commit runs on a dedicated writer thread; LMDB releases the GIL while it syncs, so the
 event loop keeps serving requests meanwhile.
+
+Each event is encoded to msgpack in the caller's thread (the event loop) when it is
+appended, and the writer thread only frames it with its sequence and time (``msgspec.Raw``
+is copied, not re-encoded). That keeps the writer's hold on the GIL short, so the fsync of
+one group overlaps the decoding of the next requests; see benchmarks/bench_log_append.py.
+
+Several processes may open the same log: LMDB serialises their write transactions and
+readers never block. The next sequence is therefore read inside every write transaction;
+only the decoding of the tail record's time is skipped when the tail is the one this
+process wrote last.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -46,6 +56,8 @@ DEFAULT_MAP_SIZE = 1 << 30
 SCAN_CHUNK = 1024
 
 _encoder = msgspec.msgpack.Encoder()
+_RECORD_PREFIX = b"\x94\xcf"
+"""msgpack: an array of 4 items, the first a uint64 (followed by the 8-byte key)."""
 _record_decoder = msgspec.msgpack.Decoder(LogRecord)
 _header_decoder = msgspec.msgpack.Decoder(RecordHeader)
 _rejected_decoder = msgspec.msgpack.Decoder(RejectedItem)
@@ -56,9 +68,10 @@ def now_us() -> int:
 
 
 def iso_us(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z"
-    )
+    """ISO 8601 UTC with microseconds; integer arithmetic so no float rounding creeps in."""
+    seconds, micros = divmod(us, 1_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 SideOp = tuple[bytes, bytes, bytes | None]
@@ -66,12 +79,14 @@ SideOp = tuple[bytes, bytes, bytes | None]
 
 
 class _Pending:
+    """One caller's share of a group: its events already encoded, and its future."""
+
     __slots__ = ("events", "future", "rejected", "side_ops", "source")
 
     def __init__(
         self,
         source: str,
-        events: Sequence[dict[str, Any]],
+        events: list[bytes],
         rejected: Sequence[RejectedItem],
         side_ops: Sequence[SideOp],
         future: asyncio.Future[AppendResult] | None,
@@ -83,9 +98,19 @@ class _Pending:
         self.future = future
 
 
+def _encode_events(events: Sequence[dict[str, Any]]) -> list[bytes]:
+    encode = _encoder.encode
+    return [encode(event) for event in events]
+
+
 class LmdbLog:
     """The event log in ``<data_dir>/log``. Safe to open from several processes at once
-    (one writer at a time, readers never block); ``readonly`` opens for inspection."""
+    (one writer at a time, readers never block); ``readonly`` opens for inspection.
+
+    ``map_size`` is the initial LMDB map; when it fills, the map doubles (up to
+    ``max_size`` when given) unless ``grow`` is False. An append that cannot fit raises
+    LogFullError and writes nothing.
+    """
 
     def __init__(
         self,
@@ -101,24 +126,44 @@ class LmdbLog:
         self.readonly = readonly
         self._grow = grow
         self._max_size = max_size
+        if max_size is not None:
+            map_size = min(map_size, max_size)
         if not readonly:
             self.path.mkdir(parents=True, exist_ok=True)
         elif not (self.path / "data.mdb").exists():
             raise LogError(f"no event log at {self.path}; run `headwater serve` or `import` first")
-        self.env = lmdb.open(
-            str(self.path),
-            map_size=map_size,
-            max_dbs=MAX_TABLES,
-            readonly=readonly,
-            sync=sync,
-            metasync=sync,
-            writemap=False,
-            map_async=False,
-            readahead=False,
-            max_readers=256,
-            lock=True,
-        )
+        try:
+            self.env = lmdb.open(
+                str(self.path),
+                map_size=map_size,
+                max_dbs=MAX_TABLES,
+                readonly=readonly,
+                sync=sync,
+                metasync=sync,
+                writemap=False,
+                map_async=False,
+                readahead=False,
+                max_readers=256,
+                lock=True,
+            )
+        except lmdb.Error as exc:
+            raise LogError(f"cannot open the event log at {self.path}: {exc}") from None
         self._dbs: dict[bytes, Any] = {}
+        self._readers = 0
+        self._resizing = False
+        self._gate = threading.Condition()
+        self._write_lock = threading.Lock()
+        self._last_received = 0
+        self._tail: tuple[int, int] | None = None
+        self._pending: list[_Pending] = []
+        self._closing = False
+        self._closed = False
+        self._writer: ThreadPoolExecutor | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Write transactions committed by this process (group commits and side writes)."""
+        self.committed_events = 0
+        """Events appended by this process; with ``commits``, the mean group size."""
         if readonly:
             for name in (EVENTS, REJECTED, CURSORS, META, *SIDE_TABLES):
                 try:
@@ -126,53 +171,62 @@ class LmdbLog:
                 except lmdb.NotFoundError:
                     self._dbs[name] = None
         else:
-            with self.env.begin(write=True) as txn:
-                for name in (EVENTS, REJECTED, CURSORS, META, *SIDE_TABLES):
-                    self._dbs[name] = self.env.open_db(name, txn=txn)
-                meta = self._dbs[META]
-                stored = txn.get(b"format_version", db=meta)
-                if stored is None:
-                    txn.put(b"format_version", FORMAT_VERSION, db=meta)
-                    txn.put(b"created_at", str(now_us()).encode(), db=meta)
-                elif stored != FORMAT_VERSION:
-                    raise LogError(
-                        f"{self.path} has log format {stored.decode()}, this build reads "
-                        f"{FORMAT_VERSION.decode()}"
-                    )
-        self._readers = 0
-        self._resizing = False
-        self._gate = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._last_received = 0
-        self._pending: list[_Pending] = []
-        self._committing = False
-        self._closing = False
-        self._writer: ThreadPoolExecutor | None = None
-        self._idle: asyncio.Event | None = None
+            try:
+                self._write(self._prepare)
+            except BaseException:
+                self.env.close()
+                raise
+
+    def _prepare(self, txn: Any) -> None:
+        for name in (EVENTS, REJECTED, CURSORS, META, *SIDE_TABLES):
+            self._dbs[name] = self.env.open_db(name, txn=txn)
+        meta = self._dbs[META]
+        stored = txn.get(b"format_version", db=meta)
+        if stored is None:
+            txn.put(b"format_version", FORMAT_VERSION, db=meta)
+            txn.put(b"created_at", str(now_us()).encode(), db=meta)
+        elif bytes(stored) != FORMAT_VERSION:
+            raise LogError(
+                f"{self.path} has log format {bytes(stored).decode()}, this build reads "
+                f"{FORMAT_VERSION.decode()}; open it with the Headwater version that wrote it"
+            )
 
     # -- reading -----------------------------------------------------------------------
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
         """A read transaction that a map resize in this process waits for."""
-        with self._gate:
-            while self._resizing:
-                self._gate.wait()
-            self._readers += 1
-        try:
+        for attempt in range(2):
+            with self._gate:
+                while self._resizing:
+                    self._gate.wait()
+                self._readers += 1
             try:
                 txn = self.env.begin(buffers=True)
             except lmdb.MapResizedError:
-                self.env.set_mapsize(0)
-                txn = self.env.begin(buffers=True)
+                txn = None
+                if attempt:
+                    self._release_reader()
+                    raise
+            except BaseException:
+                self._release_reader()
+                raise
+            if txn is None:
+                # Another process grew the map; adopt its size once no reader of ours runs.
+                self._release_reader()
+                self._resize(0)
+                continue
             try:
                 yield txn
             finally:
                 txn.abort()
-        finally:
-            with self._gate:
-                self._readers -= 1
-                self._gate.notify_all()
+                self._release_reader()
+            return
+
+    def _release_reader(self) -> None:
+        with self._gate:
+            self._readers -= 1
+            self._gate.notify_all()
 
     def _db(self, name: bytes) -> Any:
         return self._dbs[name]
@@ -200,14 +254,14 @@ class LmdbLog:
             return None if raw is None else _record_decoder.decode(raw)
 
     def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
-        for seq, raw in self.scan_raw(start_seq, end_seq):
+        for _seq, raw in self.scan_raw(start_seq, end_seq):
             yield _record_decoder.decode(raw)
 
     def scan_raw(
         self, start_seq: int = 1, end_seq: int | None = None
     ) -> Iterator[tuple[int, bytes]]:
         """(seq, msgpack bytes) pairs, read in chunks of short transactions so a slow
-        consumer never pins old pages."""
+        consumer never pins old pages nor holds up a map resize."""
         db = self._db(EVENTS)
         if db is None:
             return
@@ -236,7 +290,9 @@ class LmdbLog:
         return None if raw is None else _header_decoder.decode(raw).received_at
 
     def seq_at_time(self, received_at_us: int) -> int:
-        """Bisect the dense sequence range on the non-decreasing commit time."""
+        """The first sequence received at or after the time (last_seq + 1 when none).
+
+        Bisects the dense sequence range on the commit time, which never decreases."""
         db = self._db(EVENTS)
         if db is None:
             return 1
@@ -256,18 +312,20 @@ class LmdbLog:
             return lo
 
     def rejected(self, limit: int | None = None) -> Iterator[tuple[int, RejectedItem]]:
+        """Rejected items in arrival order (read in one short transaction, then yielded)."""
         db = self._db(REJECTED)
         if db is None:
-            return
+            return iter(())
+        out: list[tuple[int, RejectedItem]] = []
         with self._read() as txn, txn.cursor(db=db) as cur:
-            count = 0
             for key, value in cur:
-                yield key_seq(key), _rejected_decoder.decode(value)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append((key_seq(key), _rejected_decoder.decode(value)))
+        return iter(out)
 
     def stats(self) -> LogStats:
+        """Counts, ranges and bytes on disk, from one read transaction (never blocks a writer)."""
         events_db, rejected_db = self._db(EVENTS), self._db(REJECTED)
         with self._read() as txn:
             count = txn.stat(events_db)["entries"] if events_db is not None else 0
@@ -282,17 +340,21 @@ class LmdbLog:
                     cur.last()
                     tail = _header_decoder.decode(cur.value())
                     last, last_time = tail.seq, iso_us(tail.received_at)
-            info = self.env.info()
-            used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
         return LogStats(
             events=count,
             first_seq=first,
             last_seq=last,
             first_time=first_time,
             last_time=last_time,
-            bytes=used,
+            bytes=self.disk_bytes(),
             rejected=n_rejected,
         )
+
+    def disk_bytes(self) -> int:
+        """Bytes the data file occupies on disk (allocated blocks, as `du` counts them)."""
+        st = os.stat(self.path / "data.mdb")
+        blocks = getattr(st, "st_blocks", None)
+        return blocks * 512 if blocks is not None else st.st_size
 
     # -- cursors and side tables --------------------------------------------------------
 
@@ -339,14 +401,22 @@ class LmdbLog:
         """Put (value) or delete (None) side-table keys in one durable transaction."""
 
         def apply(txn: Any) -> None:
-            for table, key, value in ops:
-                db = self._db(table)
-                if value is None:
-                    txn.delete(key, db=db)
-                else:
-                    txn.put(key, value, db=db)
+            self._apply_side_ops(txn, ops)
 
         self._write(apply)
+
+    def _apply_side_ops(self, txn: Any, ops: Sequence[SideOp]) -> None:
+        for table, key, value in ops:
+            db = self._dbs.get(table)
+            if db is None:
+                raise LogError(f"no side table {table!r}; the tables are {self._table_names()}")
+            if value is None:
+                txn.delete(key, db=db)
+            else:
+                txn.put(key, value, db=db)
+
+    def _table_names(self) -> str:
+        return ", ".join(name.decode() for name in self._dbs)
 
     # -- appending -----------------------------------------------------------------------
 
@@ -358,41 +428,42 @@ class LmdbLog:
         side_ops: Sequence[SideOp] = (),
     ) -> AppendResult:
         """Append ``events`` (and ``rejected`` items, and side-table writes such as a source
-        checkpoint) in the next group commit; return once it is synced to disk."""
+        checkpoint) in the next group commit; return once it is synced to disk.
+
+        Raises LogFullError when the log cannot hold them (nothing of the group is written),
+        LogClosedError once ``aclose``/``close`` has begun."""
         if self._closing:
             raise LogClosedError("the log is shutting down")
+        encoded = _encode_events(events)
+        del events  # the decoded dicts can go now; only their msgpack waits for the commit
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AppendResult] = loop.create_future()
-        self._pending.append(_Pending(source, events, rejected, side_ops, future))
-        if not self._committing:
-            self._committing = True
-            if self._idle is None:
-                self._idle = asyncio.Event()
-            self._idle.clear()
-            loop.create_task(self._drain())
+        self._pending.append(_Pending(source, encoded, rejected, side_ops, future))
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
+        """Commit whatever is pending, group after group, until nothing is."""
         loop = asyncio.get_running_loop()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="headwater-log-writer")
-        try:
-            while self._pending:
-                group, self._pending = self._pending, []
-                try:
-                    results = await loop.run_in_executor(self._writer, self._commit_group, group)
-                except Exception as exc:  # every waiter of the group learns the failure
-                    for item in group:
-                        if item.future is not None and not item.future.done():
-                            item.future.set_exception(exc)
-                    continue
-                for item, result in zip(group, results, strict=True):
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                results = await loop.run_in_executor(self._writer, self._commit_group, group)
+            except BaseException as exc:  # every waiter of the group learns the failure
+                for item in group:
                     if item.future is not None and not item.future.done():
-                        item.future.set_result(result)
-        finally:
-            self._committing = False
-            if self._idle is not None:
-                self._idle.set()
+                        item.future.set_exception(
+                            exc if isinstance(exc, Exception) else LogClosedError(str(exc))
+                        )
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for item, result in zip(group, results, strict=True):
+                if item.future is not None and not item.future.done():
+                    item.future.set_result(result)
 
     def append_sync(
         self,
@@ -401,52 +472,75 @@ class LmdbLog:
         rejected: Sequence[RejectedItem] = (),
         side_ops: Sequence[SideOp] = (),
     ) -> AppendResult:
+        """The blocking form of ``append`` for tools without an event loop."""
         if self._closing:
             raise LogClosedError("the log is closed")
-        return self._commit_group([_Pending(source, events, rejected, side_ops, None)])[0]
+        item = _Pending(source, _encode_events(events), rejected, side_ops, None)
+        return self._commit_group([item])[0]
 
     def _commit_group(self, group: Sequence[_Pending]) -> list[AppendResult]:
         results: list[AppendResult] = []
+        committed: list[tuple[int, int]] = []
 
         def apply(txn: Any) -> None:
             results.clear()
+            committed.clear()
             events_db, rejected_db = self._db(EVENTS), self._db(REJECTED)
             with txn.cursor(db=events_db) as cur:
-                seq = key_seq(cur.key()) + 1 if cur.last() else 1
-                last_at = _header_decoder.decode(cur.value()).received_at if seq > 1 else 0
+                if cur.last():
+                    tail_seq = key_seq(cur.key())
+                    tail = self._tail
+                    if tail is not None and tail[0] == tail_seq:
+                        last_at = tail[1]
+                    else:  # first commit, or another process appended since ours
+                        last_at = _header_decoder.decode(cur.value()).received_at
+                else:
+                    tail_seq, last_at = 0, 0
+            seq = tail_seq + 1
             received_at = max(now_us(), last_at, self._last_received)
-            with txn.cursor(db=rejected_db) as cur:
-                rseq = key_seq(cur.key()) + 1 if cur.last() else 1
+            rseq = 1
+            if any(item.rejected for item in group):
+                with txn.cursor(db=rejected_db) as cur:
+                    rseq = key_seq(cur.key()) + 1 if cur.last() else 1
             rows: list[tuple[bytes, bytes]] = []
             rejected_rows: list[tuple[bytes, bytes]] = []
+            encode = _encoder.encode
+            stamp = encode(received_at)
             for item in group:
                 first = seq
+                # A record is the msgpack array [seq, source, received_at, event]; the seq is
+                # written as a uint64 (0xcf + 8 bytes big-endian), which is exactly its key.
+                middle = encode(item.source) + stamp
                 for event in item.events:
-                    record = LogRecord(seq, item.source, received_at, event)
-                    rows.append((seq_key(seq), _encoder.encode(record)))
+                    key = seq_key(seq)
+                    rows.append((key, b"".join((_RECORD_PREFIX, key, middle, event))))
                     seq += 1
                 for bad in item.rejected:
-                    rejected_rows.append((seq_key(rseq), _encoder.encode(bad)))
+                    rejected_rows.append((seq_key(rseq), encode(bad)))
                     rseq += 1
                 results.append(AppendResult(first, seq - 1, received_at, len(item.rejected)))
-                for table, key, value in item.side_ops:
-                    if value is None:
-                        txn.delete(key, db=self._db(table))
-                    else:
-                        txn.put(key, value, db=self._db(table))
+                if item.side_ops:
+                    self._apply_side_ops(txn, item.side_ops)
             if rows:
                 with txn.cursor(db=events_db) as cur:
                     cur.putmulti(rows, append=True)
             if rejected_rows:
                 with txn.cursor(db=rejected_db) as cur:
                     cur.putmulti(rejected_rows, append=True)
-            self._last_received = received_at
+            committed.append((seq - 1, received_at))
 
         self._write(apply)
+        last, received_at = committed[0]
+        self._last_received = received_at
+        if last > 0:
+            self._tail = (last, received_at)
+        self.committed_events += sum(len(item.events) for item in group)
         return results
 
-    def _write(self, apply: Any) -> None:
-        """Run ``apply(txn)`` in one synced write transaction, growing the map when full."""
+    def _write(self, apply: Callable[[Any], None]) -> None:
+        """Run ``apply(txn)`` in one synced write transaction, growing the map when full.
+
+        A failed transaction is aborted whole, so a failed append leaves nothing behind."""
         if self.readonly:
             raise LogError("the log was opened read-only")
         with self._write_lock:
@@ -454,34 +548,48 @@ class LmdbLog:
                 try:
                     with self.env.begin(write=True) as txn:
                         apply(txn)
+                    self.commits += 1
                     return
                 except lmdb.MapFullError:
                     self._grow_map()
+                except lmdb.MapResizedError:
+                    self._resize(0)  # another process grew the map; adopt its size
                 except lmdb.Error as exc:
                     if _is_disk_full(exc):
                         raise LogFullError(
                             f"the disk holding {self.path} is full; nothing of this append was "
                             "written. Free space or move the data dir, then retry"
                         ) from None
-                    raise LogError(f"log write failed: {exc}") from exc
+                    raise LogError(f"log write failed at {self.path}: {exc}") from exc
 
     def _grow_map(self) -> None:
         current = self.env.info()["map_size"]
-        target = current * 2
-        if not self._grow or (self._max_size is not None and current >= self._max_size):
-            limit = self._max_size or current
+        if not self._grow:
             raise LogFullError(
-                f"the log at {self.path} reached its maximum size ({limit} bytes); nothing of "
-                "this append was written. Raise [log] max_size or free space by retention"
+                f"the log at {self.path} filled its map of {current} bytes and growth is "
+                "disabled; nothing of this append was written. Open it with a larger map_size"
             )
+        if self._max_size is not None and current >= self._max_size:
+            raise LogFullError(
+                f"the log at {self.path} reached its maximum size ({self._max_size} bytes); "
+                "nothing of this append was written. Raise [log] max_size or free space"
+            )
+        target = current * 2
         if self._max_size is not None:
             target = min(target, self._max_size)
+        self._resize(target)
+
+    def _resize(self, size: int) -> None:
+        """Set the map size (0: adopt the size another process set) once no read
+        transaction of this process is open, as LMDB requires."""
         with self._gate:
+            while self._resizing:
+                self._gate.wait()
             self._resizing = True
             try:
                 while self._readers:
                     self._gate.wait()
-                self.env.set_mapsize(target)
+                self.env.set_mapsize(size)
             finally:
                 self._resizing = False
                 self._gate.notify_all()
@@ -491,12 +599,16 @@ class LmdbLog:
     async def aclose(self) -> None:
         """Refuse new appends, wait for the groups in flight, close."""
         self._closing = True
-        if self._committing and self._idle is not None:
-            await self._idle.wait()
+        task = self._drain_task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
         self.close()
 
     def close(self) -> None:
         self._closing = True
+        if self._closed:
+            return
+        self._closed = True
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
@@ -512,7 +624,7 @@ class LmdbLog:
 def _is_disk_full(exc: lmdb.Error) -> bool:
     text = str(exc)
     return (
-        getattr(exc, "errno", None) == errno.ENOSPC
+        getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
         or "No space left" in text
         or "MDB_MAP_FULL" in text
         or "Disk quota" in text

@@ -21,7 +21,8 @@ class LogRecord(msgspec.Struct, array_like=True, frozen=True):
 
 
 class RecordHeader(msgspec.Struct, array_like=True, frozen=True):
-    """A record without its event decoded: for scans that only need position and time."""
+    """A record with its event left as msgpack bytes: for scans that only need position and
+    time, and for writing an event that was encoded before its sequence was known."""
 
     seq: int
     source: str
