@@ -8,9 +8,12 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from ._config import config_group
 from ._connectors import connectors
 from ._import import import_command
 from ._log import log_group
+from ._validate import validate_command
+from ._serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +25,9 @@ def cli() -> None:
 cli.add_command(connectors)
 cli.add_command(log_group)
 cli.add_command(import_command)
+cli.add_command(validate_command)
+cli.add_command(config_group)
+cli.add_command(serve)
 
 
 def main() -> None:
