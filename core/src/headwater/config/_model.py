@@ -50,6 +50,11 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[log]`: the embedded LMDB log (default), or NATS JetStream for several daemons.
+
+    The JetStream keys (all but ``backend`` and ``max_size``) are ignored by LMDB; see
+    docs/scale.md for what each one means on the NATS side."""
+
     backend: Literal["lmdb", "jetstream"] = "lmdb"
     max_size: int | None = None
     servers: list[str] = []
@@ -57,6 +62,34 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     replicas: int = 1
     credentials: str | None = None
     tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    partitions: int = 16
+    """Partition subjects: the most daemons that can deliver one destination in parallel."""
+    duplicate_window: float = 120.0
+    """Seconds during which a re-published messageId is dropped as a duplicate."""
+    ack_timeout: float = 30.0
+    """Seconds an append waits for JetStream (through a failover) before failing."""
+
+    def __post_init__(self) -> None:
+        if self.backend != "jetstream":
+            return
+        if not self.servers:
+            raise ValueError(
+                'backend = "jetstream" needs servers, e.g. servers = ["nats://127.0.0.1:4222"]'
+            )
+        for server in self.servers:
+            if "://" not in server:
+                raise ValueError(f"server {server!r} needs a scheme: nats://host:4222 or tls://")
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"replicas = {self.replicas}: JetStream allows 1 to 5")
+        if not 1 <= self.partitions <= 4096:
+            raise ValueError(f"partitions = {self.partitions}: use 1 to 4096")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ValueError("tls_key without tls_cert: give both for a client certificate")
+        if self.duplicate_window <= 0 or self.ack_timeout <= 0:
+            raise ValueError("duplicate_window and ack_timeout are seconds, above 0")
 
 
 class ConnectorInstance(msgspec.Struct, kw_only=True):

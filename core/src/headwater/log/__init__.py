@@ -2,6 +2,7 @@
 
 from ._errors import LogClosedError, LogError, LogFullError
 from ._interface import EventLog
+from ._jetstream import JetStreamLog
 from ._lmdb import (
     CURSORS,
     EVENTS,
@@ -12,7 +13,17 @@ from ._lmdb import (
     iso_us,
     now_us,
 )
-from ._records import AppendResult, LogRecord, LogStats, RecordHeader, RejectedItem, key_seq, seq_key
+from ._open import AnyLog, open_log
+from ._partition import partition_of, partition_subject, user_key
+from ._records import (
+    AppendResult,
+    LogRecord,
+    LogStats,
+    RecordHeader,
+    RejectedItem,
+    key_seq,
+    seq_key,
+)
 
 __all__ = [
     "CURSORS",
@@ -20,8 +31,10 @@ __all__ = [
     "META",
     "REJECTED",
     "SIDE_TABLES",
+    "AnyLog",
     "AppendResult",
     "EventLog",
+    "JetStreamLog",
     "LmdbLog",
     "LogClosedError",
     "LogError",
@@ -34,10 +47,8 @@ __all__ = [
     "key_seq",
     "now_us",
     "open_log",
+    "partition_of",
+    "partition_subject",
     "seq_key",
+    "user_key",
 ]
-
-
-def open_log(data_dir: str, *, readonly: bool = False) -> LmdbLog:
-    """Open the log of a data dir (the LMDB backend)."""
-    return LmdbLog(data_dir, readonly=readonly)

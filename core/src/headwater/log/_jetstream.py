@@ -1,0 +1,664 @@
+"""The event log on NATS JetStream: the backend for running several daemons on one log.
+
+Layout on the NATS side, for a stream named ``S`` (``[log] stream``):
+
+- stream ``S``, subjects ``S.p.<n>``: the events. The stream sequence is the log sequence;
+  each message is the same msgpack LogRecord the LMDB backend stores (published with
+  sequence 0, filled in on read, because the stream assigns it only when storing). A user's
+  events all go to one partition subject (see ``_partition``), which is what delivery uses to
+  keep per-user order with several daemons.
+- stream ``S-rejected``, subject ``S.rejected``: items that failed validation.
+- KV bucket ``S-state``: cursors, source checkpoints, dead letters, replay jobs, retries,
+  destinations: every side table, as ``<table>.<escaped key>``. Reads go to the stream
+  leader (no direct get), so a value written by one daemon is read back by any other.
+
+What differs from LMDB, on purpose, and why:
+
+- An append is acknowledged when the stream (a quorum of its replicas) has stored every
+  event; it is not atomic. If it fails midway, the caller answers an error and the client
+  retries; the messages already stored are dropped as duplicates, because every event is
+  published with ``Nats-Msg-Id`` = its messageId and the stream de-duplicates within its
+  duplicate window (``[log] duplicate_window``). The same messageId sent twice within the
+  window is stored once, on purpose: that is the retry safety Segment clients expect.
+- The events of one append are contiguous unless another daemon appended at the same
+  moment; ``AppendResult`` then spans the lowest to the highest sequence of its events.
+- Side-table writes (``write_batch``, an append's ``side_ops``) are applied in order after
+  the events are stored, each one durable, not all-or-nothing. A crash in between leaves a
+  checkpoint behind its events, never ahead: at-least-once, with dedup absorbing the rest.
+- ``received_at`` is the appending daemon's clock (never decreasing within a daemon), so
+  ``seq_at_time`` across several daemons is as precise as their clocks agree (NTP: ms).
+
+The NATS client is asyncio-only; the connection lives on a private loop thread so the
+blocking methods work from anywhere, including from inside another event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from ._errors import LogClosedError, LogError
+from ._jetstream_publish import Outgoing, Publisher
+from ._jetstream_read import StreamMessage, StreamReader
+from ._kv_keys import kv_key, split_kv_key, table_token
+from ._lmdb import CURSORS, iso_us, now_us
+from ._loop_thread import LoopThread
+from ._nats_connect import NatsOptions, connect, servers_text
+from ._partition import partition_of, partition_subject, partition_wildcard
+from ._records import (
+    AppendResult,
+    LogRecord,
+    LogStats,
+    RecordHeader,
+    RejectedItem,
+    key_seq,
+    seq_key,
+)
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.client import JetStreamContext
+    from nats.js.kv import KeyValue
+
+    from ..config import LogConfig
+
+T = TypeVar("T")
+SideOp = tuple[bytes, bytes, bytes | None]
+
+FORMAT_VERSION = b"1"
+META = b"meta"
+SCAN_CHUNK = 1024
+DEFAULT_PARTITIONS = 16
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(LogRecord)
+_header_decoder = msgspec.msgpack.Decoder(RecordHeader)
+_rejected_decoder = msgspec.msgpack.Decoder(RejectedItem)
+
+
+def with_seq(payload: bytes, seq: int) -> bytes:
+    """The stored record with its sequence filled in. A record is published as a msgpack
+    array whose first element is the integer 0 (bytes ``94 00``); msgpack integers are
+    self-delimiting, so splicing in the real sequence yields the record LMDB would hold."""
+    return b"\x94" + _encoder.encode(seq) + payload[2:]
+
+
+def _require_nats() -> None:
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        raise LogError(
+            '[log] backend = "jetstream" needs the NATS client: '
+            "pip install 'headwater[jetstream]' (or: pip install nats-py)"
+        ) from None
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    from nats import errors as nats_errors
+    from nats.js import errors as js_errors
+
+    return (
+        nats_errors.TimeoutError,
+        nats_errors.NoRespondersError,
+        nats_errors.ConnectionReconnectingError,
+        nats_errors.OutboundBufferLimitError,
+        js_errors.ServiceUnavailableError,
+        js_errors.NoStreamResponseError,
+        asyncio.TimeoutError,
+    )
+
+
+class JetStreamLog:
+    """The log in a JetStream stream; any number of daemons may open the same one."""
+
+    def __init__(
+        self,
+        options: NatsOptions,
+        stream: str = "headwater",
+        *,
+        replicas: int = 1,
+        partitions: int = DEFAULT_PARTITIONS,
+        max_size: int | None = None,
+        duplicate_window: float = 120.0,
+        ack_timeout: float = 30.0,
+        readonly: bool = False,
+    ) -> None:
+        _require_nats()
+        if not _STREAM_NAME.match(stream):
+            raise LogError(
+                f"[log] stream = {stream!r}: a JetStream stream name is 1-200 of A-Z a-z 0-9 _ -"
+            )
+        self.options = options
+        self.stream = stream
+        self.rejected_stream = f"{stream}-rejected"
+        self.bucket = f"{stream}-state"
+        self.replicas = replicas
+        self.partitions = partitions
+        self.readonly = readonly
+        self._max_size = max_size
+        self._duplicate_window = duplicate_window
+        self._ack_timeout = ack_timeout
+        self._subjects = [partition_subject(stream, n) for n in range(partitions)]
+        self._rejected_subject = f"{stream}.rejected"
+        self._last_received = 0
+        self._closing = False
+        self._closed = False
+        self._in_flight = 0
+        self._idle: asyncio.Event | None = None
+        self._transient = _transient_errors()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        self._publisher: Publisher | None = None
+        self._bridge = LoopThread(f"headwater-jetstream-{stream}")
+        try:
+            self._bridge.run(self._open(), timeout=ack_timeout + 30)
+        except BaseException:
+            self._bridge.run(self._disconnect(), timeout=10)
+            self._bridge.stop()
+            raise
+
+    @classmethod
+    def from_config(cls, config: LogConfig, *, readonly: bool = False) -> JetStreamLog:
+        options = NatsOptions(
+            servers=tuple(config.servers) or ("nats://127.0.0.1:4222",),
+            credentials=config.credentials,
+            tls=config.tls,
+            tls_ca=config.tls_ca,
+            tls_cert=config.tls_cert,
+            tls_key=config.tls_key,
+        )
+        return cls(
+            options,
+            config.stream,
+            replicas=config.replicas,
+            partitions=config.partitions,
+            max_size=config.max_size,
+            duplicate_window=config.duplicate_window,
+            ack_timeout=config.ack_timeout,
+            readonly=readonly,
+        )
+
+    @property
+    def location(self) -> str:
+        """Where the log lives, for people (server passwords redacted)."""
+        return f"jetstream stream {self.stream!r} on {servers_text(self.options.servers)}"
+
+    # -- connection and layout ---------------------------------------------------------
+
+    async def _open(self) -> None:
+        from nats.js import api
+        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._nc = await connect(self.options)
+        self._js = self._nc.jetstream(timeout=5)
+        if self.readonly:
+            for name in (self.stream, self.rejected_stream):
+                try:
+                    await self._js.stream_info(name)
+                except NotFoundError:
+                    raise LogError(
+                        f"no JetStream stream {name!r} on {servers_text(self.options.servers)}; "
+                        "run `headwater serve` with this [log] config first"
+                    ) from None
+            try:
+                self._kv = await self._js.key_value(self.bucket)
+            except BucketNotFoundError:
+                self._kv = None
+        else:
+            await self._ensure_stream(
+                api.StreamConfig(
+                    name=self.stream,
+                    subjects=[partition_wildcard(self.stream)],
+                    storage=api.StorageType.FILE,
+                    num_replicas=self.replicas,
+                    duplicate_window=self._duplicate_window,
+                    max_bytes=self._max_size if self._max_size is not None else -1,
+                    discard=api.DiscardPolicy.NEW,
+                )
+            )
+            await self._ensure_stream(
+                api.StreamConfig(
+                    name=self.rejected_stream,
+                    subjects=[self._rejected_subject],
+                    storage=api.StorageType.FILE,
+                    num_replicas=self.replicas,
+                    discard=api.DiscardPolicy.OLD,
+                )
+            )
+            self._kv = await self._ensure_kv()
+            await self._check_format()
+        self._publisher = Publisher(self._nc, deadline=self._ack_timeout)
+        await self._publisher.start()
+
+    async def _ensure_stream(self, config: Any) -> None:
+        """Create the stream, or use the one that exists (another daemon made it first)."""
+        from nats.js.errors import BadRequestError, NotFoundError
+
+        js = self._require_js()
+        try:
+            await self._retry(lambda: js.stream_info(config.name), f"stream {config.name}")
+            return
+        except NotFoundError:
+            pass
+        try:
+            await self._retry(lambda: js.add_stream(config), f"creating stream {config.name}")
+        except BadRequestError as exc:  # created meanwhile with another config: use it
+            if "already in use" not in str(exc):
+                raise LogError(f"cannot create JetStream stream {config.name!r}: {exc}") from None
+
+    async def _ensure_kv(self) -> KeyValue:
+        from nats.js import api
+        from nats.js.errors import BadRequestError, BucketNotFoundError
+
+        js = self._require_js()
+        try:
+            return await self._retry(lambda: js.key_value(self.bucket), "state bucket")
+        except BucketNotFoundError:
+            pass
+        config = api.KeyValueConfig(
+            bucket=self.bucket,
+            history=1,
+            replicas=self.replicas,
+            storage=api.StorageType.FILE,
+            direct=False,
+        )
+        try:
+            return await self._retry(lambda: js.create_key_value(config), "state bucket")
+        except BadRequestError:
+            return await js.key_value(self.bucket)
+
+    async def _check_format(self) -> None:
+        stored = await self._get_value(META, b"format_version")
+        if stored is None:
+            await self._write_ops([(META, b"format_version", FORMAT_VERSION)])
+        elif stored != FORMAT_VERSION:
+            raise LogError(
+                f"JetStream stream {self.stream!r} has log format {stored.decode()}, this build "
+                f"reads {FORMAT_VERSION.decode()}; use the Headwater version that wrote it"
+            )
+
+    def _require_js(self) -> JetStreamContext:
+        if self._js is None:
+            raise LogClosedError("the log is closed")
+        return self._js
+
+    async def _retry(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run an idempotent request, retrying while the cluster has no leader for it (a
+        node died, an election is running) up to the ack timeout."""
+        from nats.errors import ConnectionClosedError
+
+        deadline = time.monotonic() + self._ack_timeout
+        delay = 0.05
+        while True:
+            try:
+                return await op()
+            except ConnectionClosedError:
+                raise LogClosedError("the NATS connection of the log is closed") from None
+            except self._transient as exc:
+                if time.monotonic() + delay > deadline:
+                    raise LogError(
+                        f"{what}: JetStream did not answer within {self._ack_timeout:.0f} s "
+                        f"({type(exc).__name__}); check that a quorum of "
+                        f"{servers_text(self.options.servers)} is up"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # -- appending ------------------------------------------------------------------------
+
+    async def append(
+        self,
+        source: str,
+        events: Sequence[dict[str, Any]],
+        rejected: Sequence[RejectedItem] = (),
+        side_ops: Sequence[SideOp] = (),
+    ) -> AppendResult:
+        """Publish the events (and rejected items), wait until the stream acknowledged
+        every one, then apply ``side_ops``; return where the events landed."""
+        self._check_open()
+        return await self._bridge.call(self._append(source, events, rejected, side_ops))
+
+    def append_sync(
+        self,
+        source: str,
+        events: Sequence[dict[str, Any]],
+        rejected: Sequence[RejectedItem] = (),
+        side_ops: Sequence[SideOp] = (),
+    ) -> AppendResult:
+        """The blocking form of ``append`` for tools without an event loop."""
+        self._check_open()
+        return self._bridge.run(self._append(source, events, rejected, side_ops))
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise LogClosedError("the log is shutting down")
+        if self.readonly:
+            raise LogError("the log was opened read-only")
+
+    async def _append(
+        self,
+        source: str,
+        events: Sequence[dict[str, Any]],
+        rejected: Sequence[RejectedItem],
+        side_ops: Sequence[SideOp],
+    ) -> AppendResult:
+        if self._closing or self._publisher is None:
+            raise LogClosedError("the log is shutting down")
+        self._in_flight += 1
+        if self._idle is not None:
+            self._idle.clear()
+        try:
+            received_at = max(now_us(), self._last_received)
+            self._last_received = received_at
+            encode = _encoder.encode
+            subjects, partitions = self._subjects, self.partitions
+            messages: list[Outgoing] = []
+            for event in events:
+                payload = encode(LogRecord(0, source, received_at, event))
+                message_id = event.get("messageId")
+                msg_id = str(message_id) if message_id else uuid.uuid4().hex
+                messages.append(
+                    Outgoing(subjects[partition_of(event, partitions)], payload, msg_id)
+                )
+            for bad in rejected:
+                messages.append(Outgoing(self._rejected_subject, encode(bad), uuid.uuid4().hex))
+            acks = await self._publisher.publish(messages)
+            seqs = [ack.seq for ack in acks[: len(events)]]
+            if side_ops:
+                await self._write_ops(side_ops)
+            if seqs:
+                return AppendResult(min(seqs), max(seqs), received_at, len(rejected))
+            last = await self._last_seq()
+            return AppendResult(last + 1, last, received_at, len(rejected))
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._idle is not None:
+                self._idle.set()
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _stream_state(self, stream: str) -> Any:
+        js = self._require_js()
+        info = await self._retry(lambda: js.stream_info(stream), f"stream {stream}")
+        return info.state
+
+    async def _last_seq(self) -> int:
+        state = await self._stream_state(self.stream)
+        return int(state.last_seq or 0)
+
+    def last_seq(self) -> int:
+        return self._bridge.run(self._last_seq())
+
+    def first_seq(self) -> int:
+        state = self._bridge.run(self._stream_state(self.stream))
+        return int(state.first_seq or 0) if state.messages else 0
+
+    async def _get_msg(self, seq: int, *, next_at_or_after: bool = False) -> StreamMessage | None:
+        from nats.js.errors import NotFoundError
+
+        js = self._require_js()
+        subject = partition_wildcard(self.stream) if next_at_or_after else None
+
+        async def get() -> Any:
+            return await js.get_msg(self.stream, seq=seq, subject=subject, next=next_at_or_after)
+
+        try:
+            raw = await self._retry(get, f"reading sequence {seq}")
+        except NotFoundError:
+            return None
+        if raw.data is None or raw.seq is None:
+            return None
+        return StreamMessage(raw.seq, 0, raw.subject or "", raw.data, raw.headers)
+
+    def get(self, seq: int) -> LogRecord | None:
+        if seq < 1:
+            return None
+        found = self._bridge.run(self._get_msg(seq))
+        return None if found is None else _record_decoder.decode(with_seq(found.data, seq))
+
+    def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
+        decode = _record_decoder.decode
+        for _seq, raw in self.scan_raw(start_seq, end_seq):
+            yield decode(raw)
+
+    def scan_raw(
+        self, start_seq: int = 1, end_seq: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """(seq, msgpack record) pairs in order, read through a short-lived consumer in
+        chunks; the scan ends at the end of the stream as it was when last read."""
+        for message in self._read_stream(self.stream, start_seq, end_seq):
+            yield message.seq, with_seq(message.data, message.seq)
+
+    def _read_stream(
+        self,
+        stream: str,
+        start_seq: int = 1,
+        end_seq: int | None = None,
+        *,
+        filter_subject: str | None = None,
+        last_per_subject: bool = False,
+    ) -> Iterator[StreamMessage]:
+        if end_seq is not None and end_seq < max(start_seq, 1):
+            return
+        nc, js = self._nc, self._require_js()
+        assert nc is not None
+        reader = StreamReader(
+            nc,
+            js,
+            stream,
+            start_seq=start_seq,
+            filter_subject=filter_subject,
+            last_per_subject=last_per_subject,
+        )
+        try:
+            if self._bridge.run(reader.open()) == 0:
+                return
+            while True:
+                chunk = self._bridge.run(reader.fetch(SCAN_CHUNK))
+                for message in chunk:
+                    if end_seq is not None and message.seq > end_seq:
+                        return
+                    yield message
+                if not chunk or reader.pending == 0:
+                    return
+        finally:
+            self._bridge.submit(reader.close())
+
+    def seq_at_time(self, received_at_us: int) -> int:
+        """The first sequence received at or after the time (last_seq + 1 when none).
+
+        Bisects the sequence range on the records' ``received_at``, skipping deleted
+        sequences; about log2(events) reads from the stream leader."""
+        return self._bridge.run(self._seq_at_time(received_at_us))
+
+    async def _seq_at_time(self, at: int) -> int:
+        state = await self._stream_state(self.stream)
+        if not state.messages:
+            return int(state.last_seq or 0) + 1
+        lo, hi = int(state.first_seq), int(state.last_seq) + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found = await self._get_msg(mid, next_at_or_after=True)
+            if found is None or found.seq >= hi:
+                hi = mid
+                continue
+            if _header_decoder.decode(with_seq(found.data, found.seq)).received_at < at:
+                lo = found.seq + 1
+            else:  # nothing stored in [mid, found): every sequence from mid on is late enough
+                hi = mid
+        return lo
+
+    def rejected(self, limit: int | None = None) -> Iterator[tuple[int, RejectedItem]]:
+        """Rejected items in arrival order."""
+        out: list[tuple[int, RejectedItem]] = []
+        for message in self._read_stream(self.rejected_stream):
+            out.append((message.seq, _rejected_decoder.decode(message.data)))
+            if limit is not None and len(out) >= limit:
+                break
+        return iter(out)
+
+    def stats(self) -> LogStats:
+        return self._bridge.run(self._stats())
+
+    async def _stats(self) -> LogStats:
+        state = await self._stream_state(self.stream)
+        rejected = await self._stream_state(self.rejected_stream)
+        total_bytes = int(state.bytes or 0) + int(rejected.bytes or 0)
+        if self._kv is not None:
+            total_bytes += int((await self._stream_state(f"KV_{self.bucket}")).bytes or 0)
+        first = last = None
+        first_time = last_time = None
+        if state.messages:
+            head = await self._get_msg(int(state.first_seq), next_at_or_after=True)
+            tail = await self._get_msg(int(state.last_seq))
+            if head is not None:
+                first = head.seq
+                first_time = iso_us(_header_decoder.decode(with_seq(head.data, 1)).received_at)
+            if tail is not None:
+                last = tail.seq
+                last_time = iso_us(_header_decoder.decode(with_seq(tail.data, 1)).received_at)
+        return LogStats(
+            events=int(state.messages or 0),
+            first_seq=first,
+            last_seq=last,
+            first_time=first_time,
+            last_time=last_time,
+            bytes=total_bytes,
+            rejected=int(rejected.messages or 0),
+        )
+
+    # -- cursors and side tables ----------------------------------------------------------
+
+    def get_cursor(self, name: str) -> int | None:
+        raw = self.get_value(CURSORS, name.encode())
+        return None if raw is None else key_seq(raw)
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        self.put_value(CURSORS, name.encode(), seq_key(seq))
+
+    def cursors(self) -> dict[str, int]:
+        return {k.decode(): key_seq(v) for k, v in self.items(CURSORS)}
+
+    def get_value(self, table: bytes, key: bytes) -> bytes | None:
+        return self._bridge.run(self._get_value(table, key))
+
+    async def _get_value(self, table: bytes, key: bytes) -> bytes | None:
+        from nats.js.errors import KeyNotFoundError
+
+        kv = self._kv
+        if kv is None:
+            return None
+        name = kv_key(table, key)
+        try:
+            entry = await self._retry(lambda: kv.get(name), f"reading {name}")
+        except KeyNotFoundError:
+            return None
+        return entry.value if entry.value is not None else b""
+
+    def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """(key, value) pairs of a side table whose key starts with ``prefix``, sorted."""
+        if self._kv is None:
+            return []
+        out: list[tuple[bytes, bytes]] = []
+        pre = f"$KV.{self.bucket}."
+        for message in self._read_stream(
+            f"KV_{self.bucket}",
+            filter_subject=f"{pre}{table_token(table)}.>",
+            last_per_subject=True,
+        ):
+            if message.headers and message.headers.get("KV-Operation") in ("DEL", "PURGE"):
+                continue
+            _table, key = split_kv_key(message.subject[len(pre) :])
+            if key.startswith(prefix):
+                out.append((key, message.data))
+        out.sort()
+        return out
+
+    def put_value(self, table: bytes, key: bytes, value: bytes) -> None:
+        self.write_batch([(table, key, value)])
+
+    def delete_value(self, table: bytes, key: bytes) -> None:
+        self.write_batch([(table, key, None)])
+
+    def write_batch(self, ops: Sequence[SideOp]) -> None:
+        """Put (value) or delete (None) side-table keys, in order, each durable on return.
+        Not all-or-nothing: order the ops so that a prefix of them is a safe state."""
+        if self.readonly:
+            raise LogError("the log was opened read-only")
+        self._bridge.run(self._write_ops(ops))
+
+    async def _write_ops(self, ops: Sequence[SideOp]) -> None:
+        kv = self._kv
+        if kv is None:
+            raise LogClosedError("the log is closed")
+        for table, key, value in ops:
+            name = kv_key(table, key)
+
+            async def apply(name: str = name, value: bytes | None = value) -> None:
+                if value is None:
+                    await kv.delete(name)
+                else:
+                    await kv.put(name, value)
+
+            await self._retry(apply, f"writing {name}")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Refuse new appends, wait for those in flight, close."""
+        self._closing = True
+        if self._idle is not None and not self._bridge.loop.is_closed():
+            idle = self._idle
+            await self._bridge.call(idle.wait())
+        self.close()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._bridge.run(self._disconnect(), timeout=10)
+        finally:
+            self._bridge.stop()
+
+    async def _disconnect(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.stop()
+        if self._nc is not None and not self._nc.is_closed:
+            try:
+                await self._nc.drain()
+            except Exception:
+                await self._nc.close()
+        self._js = None
+        self._kv = None
+
+    def drop(self) -> None:
+        """Delete the streams and the state bucket: every event and cursor. For tests and
+        tear-down scripts; a daemon never calls it."""
+        from nats.js.errors import NotFoundError
+
+        async def drop_all() -> None:
+            js = self._require_js()
+            for name in (self.stream, self.rejected_stream, f"KV_{self.bucket}"):
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_stream(name)
+
+        self._bridge.run(drop_all())
+
+    def __enter__(self) -> JetStreamLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,218 @@
+"""Pipelined JetStream publishes with acknowledgements, retries and deduplication.
+
+Every message of a call goes out at once, each with its own reply subject under one
+wildcard inbox, so a batch of a thousand events costs one round trip, not a thousand. The
+call returns when the stream has acknowledged every message (the ack names its stream
+sequence). Messages whose ack does not come within ``ack_wait`` (a lost connection, a
+stream leader being elected after a node died) are published again with the same
+``Nats-Msg-Id``: the stream drops the copy within its duplicate window and answers with the
+original sequence, so a retry can never store an event twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import msgspec
+
+from ._errors import LogClosedError, LogError, LogFullError
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+logger = logging.getLogger("headwater.log.jetstream")
+
+
+class Outgoing(NamedTuple):
+    subject: str
+    payload: bytes
+    msg_id: str
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class PubAck(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: _ApiError | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(PubAck)
+_NO_RESPONDERS = PubAck(error=_ApiError(503, 0, "no responders: no stream leader answered"))
+# Errors that go away by themselves: no leader yet, JetStream catching up after a restart.
+_RETRYABLE_CODES = frozenset({408, 503, 504})
+# "maximum bytes/messages exceeded" (discard new): the log is full, retrying cannot help.
+_FULL_ERR_CODES = frozenset({10047, 10077, 10078})
+
+
+class _Batch:
+    __slots__ = ("acks", "done", "remaining")
+
+    def __init__(self, size: int) -> None:
+        self.acks: list[PubAck | None] = [None] * size
+        self.remaining = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class Publisher:
+    """Publishes batches of messages to JetStream on one connection and waits for acks."""
+
+    def __init__(self, nc: Client, *, ack_wait: float = 2.0, deadline: float = 30.0) -> None:
+        self._nc = nc
+        self._ack_wait = ack_wait
+        self._deadline = deadline
+        self._tokens = itertools.count(1)
+        self._waiting: dict[str, tuple[_Batch, int]] = {}
+        self._lock = asyncio.Lock()
+        self._prefix = ""
+        self._sub: Subscription | None = None
+        self.retries = 0
+        """Messages published again because their ack did not come (or said retry)."""
+
+    async def start(self) -> None:
+        self._prefix = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(
+            f"{self._prefix}.*",
+            cb=self._on_ack,
+            pending_msgs_limit=4_000_000,
+            pending_bytes_limit=1 << 30,
+        )
+
+    async def _on_ack(self, msg: Msg) -> None:
+        token = msg.subject[len(self._prefix) + 1 :]
+        entry = self._waiting.pop(token, None)
+        if entry is None:
+            return  # the ack of an attempt given up on; its retry has its own token
+        batch, index = entry
+        if msg.data:
+            try:
+                ack = _ack_decoder.decode(msg.data)
+            except msgspec.DecodeError:
+                ack = PubAck(error=_ApiError(500, 0, f"unreadable ack {msg.data[:80]!r}"))
+        else:  # a status message: 503 no responders while a stream has no leader
+            ack = _NO_RESPONDERS
+        batch.acks[index] = ack
+        batch.remaining -= 1
+        if batch.remaining == 0 and not batch.done.done():
+            batch.done.set_result(None)
+
+    async def publish(self, messages: Sequence[Outgoing]) -> list[PubAck]:
+        """Publish all messages; return their acks in order once every one is stored.
+
+        Raises LogFullError when the stream refuses them for size, LogError when they are
+        not all acknowledged within the deadline (some may be stored; publishing them again
+        is harmless thanks to deduplication)."""
+        if not messages:
+            return []
+        batch = _Batch(len(messages))
+        todo = list(range(len(messages)))
+        started = time.monotonic()
+        wait = self._ack_wait
+        while True:
+            tokens = await self._send(batch, messages, todo)
+            try:
+                await asyncio.wait_for(asyncio.shield(batch.done), wait)
+            except TimeoutError:
+                pass  # the unacknowledged ones are retried below
+            finally:
+                for token in tokens:
+                    self._waiting.pop(token, None)
+            todo = self._unfinished(batch)
+            if not todo:
+                return [ack for ack in batch.acks if ack is not None]
+            elapsed = time.monotonic() - started
+            if elapsed >= self._deadline:
+                raise LogError(
+                    f"JetStream did not acknowledge {len(todo)} of {len(messages)} events "
+                    f"within {self._deadline:.0f} s; some may be stored. Check that a quorum "
+                    "of the NATS servers in [log] servers is up; retrying the request is safe "
+                    "(deduplicated on messageId)"
+                )
+            self.retries += len(todo)
+            logger.warning(
+                "jetstream publish retry",
+                extra={"unacknowledged": len(todo), "elapsed_s": round(elapsed, 3)},
+            )
+            await asyncio.sleep(min(0.25, wait / 4))
+            wait = min(wait * 2, self._deadline - elapsed)
+
+    async def _send(
+        self, batch: _Batch, messages: Sequence[Outgoing], todo: list[int]
+    ) -> list[str]:
+        """Write the messages to the connection back to back (no await yields between
+        them), so the messages of one call land contiguously unless another process
+        publishes at the same moment."""
+        from nats import errors as nats_errors
+
+        tokens: list[str] = []
+        batch.remaining = len(todo)
+        if batch.done.done():
+            batch.done = asyncio.get_running_loop().create_future()
+        async with self._lock:
+            for index in todo:
+                batch.acks[index] = None
+                token = str(next(self._tokens))
+                self._waiting[token] = (batch, index)
+                tokens.append(token)
+                message = messages[index]
+                try:
+                    await self._nc.publish(
+                        message.subject,
+                        message.payload,
+                        reply=f"{self._prefix}.{token}",
+                        headers={"Nats-Msg-Id": message.msg_id},
+                    )
+                except nats_errors.ConnectionClosedError:
+                    raise LogClosedError("the NATS connection of the log is closed") from None
+                except nats_errors.OutboundBufferLimitError:
+                    # Reconnecting with a full buffer: the unsent rest is retried after the
+                    # ack wait, like a message whose ack was lost.
+                    break
+                except nats_errors.MaxPayloadError:
+                    raise LogError(
+                        f"an event of {len(message.payload)} bytes exceeds the NATS server's "
+                        "max_payload; raise max_payload in the server config or send smaller "
+                        "events"
+                    ) from None
+        return tokens
+
+    @staticmethod
+    def _unfinished(batch: _Batch) -> list[int]:
+        todo: list[int] = []
+        for index, ack in enumerate(batch.acks):
+            if ack is None:
+                todo.append(index)
+            elif ack.error is not None:
+                err = ack.error
+                if err.err_code in _FULL_ERR_CODES or "maximum" in err.description:
+                    raise LogFullError(
+                        f"the JetStream stream is full ({err.description}); raise [log] "
+                        "max_size or the stream's limits, or free space"
+                    )
+                if err.code in _RETRYABLE_CODES:
+                    todo.append(index)
+                else:
+                    raise LogError(
+                        f"JetStream refused an event: {err.description} "
+                        f"(code {err.code}, err_code {err.err_code})"
+                    )
+        return todo
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None

@@ -1,0 +1,144 @@
+"""Reading a JetStream stream in order, in chunks, through a short-lived pull consumer.
+
+A scan creates an ephemeral consumer (no acks, memory state, one replica) starting at a
+sequence, then asks for up to a chunk of messages at a time with ``no_wait`` so an empty
+stream never blocks. The consumer's own count of pending messages says when the scan has
+reached the end that existed when it was read. The consumer deletes itself on the
+server after ``inactive_threshold`` if a reader is abandoned without ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, NamedTuple
+
+from ._errors import LogError
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+    from nats.js.client import JetStreamContext
+
+INACTIVE_THRESHOLD_S = 60.0
+
+
+class StreamMessage(NamedTuple):
+    seq: int
+    time_ns: int
+    subject: str
+    data: bytes
+    headers: dict[str, str] | None
+
+
+def ack_metadata(reply: str) -> tuple[int, int, int]:
+    """(stream sequence, timestamp ns, pending) from a JetStream delivery's reply subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or the form
+    with domain and account hash (two more tokens after ``ACK``, one random at the end)."""
+    tokens = reply.split(".")
+    shift = 0 if len(tokens) == 9 else 2
+    return int(tokens[5 + shift]), int(tokens[7 + shift]), int(tokens[8 + shift])
+
+
+class StreamReader:
+    """An ordered read of one stream from ``start_seq`` (or the last message per subject)."""
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        stream: str,
+        *,
+        start_seq: int = 1,
+        filter_subject: str | None = None,
+        last_per_subject: bool = False,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self.stream = stream
+        self._start_seq = max(start_seq, 1)
+        self._filter = filter_subject
+        self._last_per_subject = last_per_subject
+        self._consumer = ""
+        self._sub: Subscription | None = None
+        self._chunk: list[StreamMessage] = []
+        self._want = 0
+        self._done: asyncio.Future[None] | None = None
+        self.pending = 0
+
+    async def open(self) -> int:
+        """Create the consumer; return how many messages it has to deliver."""
+        from nats.js import api
+        from nats.js.errors import Error as JsError
+
+        if self._last_per_subject:
+            policy = api.DeliverPolicy.LAST_PER_SUBJECT
+            start: int | None = None
+        else:
+            policy, start = api.DeliverPolicy.BY_START_SEQUENCE, self._start_seq
+        config = api.ConsumerConfig(
+            deliver_policy=policy,
+            opt_start_seq=start,
+            ack_policy=api.AckPolicy.NONE,
+            filter_subject=self._filter,
+            inactive_threshold=INACTIVE_THRESHOLD_S,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        try:
+            info = await self._js.add_consumer(self.stream, config=config)
+        except JsError as exc:
+            raise LogError(f"cannot read JetStream stream {self.stream!r}: {exc}") from None
+        self._consumer = info.name
+        self._sub = await self._nc.subscribe(
+            self._nc.new_inbox(), cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+        self.pending = int(info.num_pending or 0)
+        return self.pending
+
+    async def fetch(self, batch: int, timeout: float = 10.0) -> list[StreamMessage]:
+        """The next up to ``batch`` messages; fewer (or none) when the stream has no more."""
+        if self._sub is None or self.pending <= 0:
+            return []
+        loop = asyncio.get_running_loop()
+        self._chunk = []
+        self._want = batch
+        self._done = loop.create_future()
+        await self._nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self._consumer}",
+            b'{"batch":%d,"no_wait":true}' % batch,
+            reply=self._sub.subject,
+        )
+        try:
+            await asyncio.wait_for(self._done, timeout)
+        except TimeoutError:
+            raise LogError(
+                f"reading JetStream stream {self.stream!r} timed out after {timeout} s"
+            ) from None
+        chunk, self._chunk = self._chunk, []
+        return chunk
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """Collect one delivery; a status (404 no messages, 408 expired) ends the chunk."""
+        done = self._done
+        if done is None or done.done():
+            return
+        if not msg.reply:
+            done.set_result(None)
+            return
+        seq, ts, pending = ack_metadata(msg.reply)
+        self.pending = pending
+        self._chunk.append(StreamMessage(seq, ts, msg.subject, msg.data, msg.headers))
+        if pending == 0 or len(self._chunk) >= self._want:
+            done.set_result(None)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        if self._consumer:
+            with contextlib.suppress(Exception):
+                await self._js.delete_consumer(self.stream, self._consumer)
+            self._consumer = ""
