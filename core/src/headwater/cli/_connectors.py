@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from ._common import fail, format_option, get_registry, print_json
+from ._common import config_option, fail, format_option, get_registry, print_json
 
 
 @click.group()
@@ -15,9 +16,13 @@ def connectors() -> None:
 
 
 @connectors.command("list")
+@config_option
 @format_option
-def list_connectors(fmt: str) -> None:
-    """List each connector with its distribution, version, direction and regions."""
+def list_connectors(config_path: Path | None, fmt: str) -> None:
+    """List each connector with its distribution, version, direction and regions.
+
+    Lists what is installed, whatever the config uses (--config is accepted like on every
+    command). Plugins that failed to load are reported on stderr, by name."""
     registry = get_registry()
     rows = [
         {
@@ -44,13 +49,12 @@ def list_connectors(fmt: str) -> None:
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
-    for failure in registry.failures:
-        click.secho(f"failed: {failure.plugin} ({failure.distribution})", fg="red")
 
 
 @connectors.command("spec")
 @click.argument("name")
-def spec(name: str) -> None:
+@config_option
+def spec(name: str, config_path: Path | None) -> None:
     """Print a connector's spec as JSON."""
     registry = get_registry()
     if name not in registry:
