@@ -45,3 +45,26 @@ def nats_url() -> str:
     url = os.environ.get("HEADWATER_TEST_NATS", "nats://127.0.0.1:4222")
     need_service("NATS", "127.0.0.1", 4222)
     return url
+
+
+@pytest.fixture
+def headwater_daemon(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Start real `headwater serve` subprocesses: ``headwater_daemon(config_text=...)``.
+
+    Each call gets its own work dir (config file, data dir, captured output) and a free
+    port; every daemon started is stopped at teardown. Without ``config_text`` the daemon
+    has one tracking-api source `web` with key ``headwater.testing.TEST_WRITE_KEY``. See
+    ``headwater.testing.DaemonProcess`` for kill9/terminate/restart and reading the log.
+    """
+    from headwater.testing import TEST_CONFIG, DaemonProcess
+
+    started: list[DaemonProcess] = []
+
+    def start(config_text: str = TEST_CONFIG, **kwargs):  # type: ignore[no-untyped-def]
+        daemon = DaemonProcess(config_text, tmp_path_factory.mktemp("daemon"), **kwargs)
+        started.append(daemon)
+        return daemon.start()
+
+    yield start
+    for daemon in started:
+        daemon.stop()

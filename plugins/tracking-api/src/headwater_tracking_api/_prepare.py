@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
 from headwater_spec import EVENT_CLASSES, EVENT_TYPES, EventError, Rejection, event_from_dict
 
 _json = msgspec.json.Encoder()
