@@ -1,0 +1,436 @@
+"""The delivery loop of one destination: read the log from its cursor, filter, hand events
+to lanes, and keep the durable state moving.
+
+Tasks per destination, none shared with another destination: a reader, ``concurrency``
+lanes and one committer. The reader reads the log in short read transactions (never
+holding one across an await) and stops reading ahead once ``max_in_flight`` events past the
+cursor are unfinished, so a dead destination costs a bounded amount of memory and its
+backlog stays in the log as lag. It learns of new events from the log's commit listener
+when the log is in this process, and by polling otherwise (an import from another
+process).
+
+Dead letters are redriven through the same lanes: ``redrive`` moves them into the retry
+table as fresh events (attempts start again at 0). `headwater dlq redrive` runs in another
+process and must not touch the retry table under a running router's feet, so it writes a
+redrive request to the ``destinations`` table, which the reader polls about once a second
+(and every start picks up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from headwater_spec import Destination, Event, EventError, Outcome, event_from_dict
+
+from ..log import LmdbLog, LogClosedError, LogRecord, now_us
+from ._batcher import BatchLimits, estimate_json_size
+from ._filter import EventFilter
+from ._health import Health
+from ._lane import Item, Lane, lane_index
+from ._metrics import Histogram
+from ._parked import Parked
+from ._ratelimit import RateLimiter
+from ._records import (
+    DEAD_LETTERS,
+    DESTINATIONS,
+    RETRIES,
+    PendingRecord,
+    cursor_name,
+    decode_dead_letter,
+    decode_destination,
+    decode_pending,
+    decode_redrive,
+    encode,
+    event_key,
+    event_prefix,
+    redrive_key,
+    stats_key,
+)
+from ._retry import RetryPolicy
+from ._state import DeliveryState
+from ._status import DestinationStatus, read_status
+
+_log = logging.getLogger("headwater.router")
+_decode_record = msgspec.msgpack.Decoder(LogRecord).decode
+READ_CHUNK = 1024
+
+
+class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How one destination is delivered to (see router._settings for the config mapping)."""
+
+    limits: BatchLimits = BatchLimits()
+    concurrency: int = 4
+    max_in_flight: int = 0
+    """Events read past the cursor and not yet finished; 0 picks 4 x lanes x batch."""
+    policy: RetryPolicy = RetryPolicy()
+    rate_limit: float | None = None
+    start: str = "now"
+    poll_interval: float = 0.5
+    redrive_interval: float = 1.0
+    send_timeout: float = 120.0
+
+    @property
+    def window(self) -> int:
+        return self.max_in_flight or max(2048, 4 * self.concurrency * self.limits.max_count)
+
+
+class StartError(ValueError):
+    """A destination whose `start` cannot be understood."""
+
+
+class DestinationLoop:
+    def __init__(
+        self,
+        log: LmdbLog,
+        destination_id: str,
+        connector: Destination,
+        *,
+        connector_name: str = "",
+        event_filter: EventFilter | None = None,
+        settings: DeliverySettings | None = None,
+    ) -> None:
+        self.log = log
+        self.id = destination_id
+        self.connector = connector
+        self.connector_name = connector_name or getattr(
+            getattr(connector, "spec", None), "name", type(connector).__name__
+        )
+        self.filter = event_filter or EventFilter()
+        self.settings = settings or DeliverySettings()
+        self.limiter = RateLimiter(self.settings.rate_limit)
+        self.health = Health(self.settings.policy, self.limiter, self._recovered)
+        self.latency = Histogram()
+        self.lanes: list[Lane] = []
+        self.state: DeliveryState | None = None
+        self.read_pos = 0
+        self._skip: set[int] = set()
+        self._new_data = asyncio.Event()
+        self._room = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._last_redrive_check = 0.0
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        record = decode_destination(self.log.get_value(DESTINATIONS, stats_key(self.id)))
+        record.state = "running"
+        record.started_at = now_us()
+        record.pid = os.getpid()
+        stored = self.log.get_cursor(cursor_name(self.id))
+        cursor = stored if stored is not None else self._initial_cursor()
+        first = self.log.first_seq()
+        if first and cursor < first:
+            _log.warning(
+                "destination %s: events %d..%d are no longer in the log; continuing at %d",
+                self.id,
+                cursor,
+                first - 1,
+                first,
+                extra={"destination": self.id},
+            )
+            cursor = first
+        state = DeliveryState(self.log, self.id, cursor, record)
+        if stored != cursor:
+            state.saved_cursor = -1  # write the starting point with the first commit
+        self.state = state
+        self.read_pos = cursor
+        settings = self.settings
+        self.lanes = [
+            Lane(
+                i,
+                self.id,
+                send=self._send,
+                state=state,
+                limiter=self.limiter,
+                health=self.health,
+                policy=settings.policy,
+                limits=settings.limits,
+                load_pending=self._load_pending,
+                latency=self.latency,
+                send_timeout=settings.send_timeout,
+                on_progress=self._room.set,
+            )
+            for i in range(max(1, settings.concurrency))
+        ]
+        self._load_parked(cursor)
+        state.touch()
+        await state.commit()
+        self._committer = asyncio.create_task(state.run(), name=f"hw-commit-{self.id}")
+        self._tasks = [asyncio.create_task(self._read(), name=f"hw-read-{self.id}")]
+        self._tasks += [
+            asyncio.create_task(lane.run(), name=f"hw-lane-{self.id}-{lane.index}")
+            for lane in self.lanes
+        ]
+        _log.info(
+            "destination %s (%s) delivering from seq %d, %d lanes, %d parked",
+            self.id,
+            self.connector_name,
+            cursor,
+            len(self.lanes),
+            self.pending,
+            extra={"destination": self.id},
+        )
+
+    async def stop(self) -> None:
+        """Stop sending (in-flight requests are abandoned and re-sent after a restart),
+        save the state, close the connector."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._committer
+            self._committer = None
+        state = self.state
+        if state is not None:
+            state.record.state = "stopped"
+            state.record.pid = 0
+            state.touch()
+            try:
+                await state.flush()
+            except LogClosedError:
+                _log.warning("destination %s: log closed before the last state was saved", self.id)
+        with contextlib.suppress(Exception):
+            await self.connector.close()
+
+    def notify(self, *_: Any) -> None:
+        """New events were committed (called from the log's commit listener)."""
+        self._new_data.set()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _initial_cursor(self) -> int:
+        start = self.settings.start.strip()
+        if start == "beginning":
+            return max(1, self.log.first_seq())
+        if start == "now":
+            return self.log.last_seq() + 1
+        try:
+            moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        except ValueError:
+            raise StartError(
+                f'destination {self.id}: `start` = {start!r}; use "now", "beginning" or an '
+                "ISO 8601 time such as 2024-05-01T00:00:00Z"
+            ) from None
+        return self.log.seq_at_time(int(moment.timestamp() * 1_000_000))
+
+    async def _read(self) -> None:
+        state = self.state
+        assert state is not None
+        window = self.settings.window
+        poll = self.settings.poll_interval
+        while True:
+            limit = state.watermark.low + window - 1
+            if self.read_pos > limit:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), poll)
+                await self._maybe_redrive()
+                continue
+            self._new_data.clear()
+            end = min(limit, self.read_pos + READ_CHUNK - 1)
+            last = 0
+            for seq, raw in self.log.scan_raw(self.read_pos, end):
+                self._admit(seq, raw)
+                last = seq
+            if last:
+                self.read_pos = last + 1
+                await self._maybe_redrive()
+                await asyncio.sleep(0)
+                continue
+            if self.log.last_seq() >= self.read_pos:
+                self._skip_gap()
+                continue
+            await self._maybe_redrive()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_data.wait(), poll)
+
+    def _skip_gap(self) -> None:
+        """Events below the log's first seq were removed (retention): step over them."""
+        state = self.state
+        assert state is not None
+        first = self.log.first_seq()
+        if first > self.read_pos:
+            for seq in range(self.read_pos, first):
+                state.finish(seq)
+            self.read_pos = first
+
+    def _admit(self, seq: int, raw: bytes) -> None:
+        state = self.state
+        assert state is not None
+        if seq in self._skip:  # parked before a restart; the retry table has it
+            self._skip.discard(seq)
+            state.finish(seq)
+            return
+        record = _decode_record(raw)
+        event = record.event
+        if not self.filter.wants(record.source, event):
+            state.record.filtered += 1
+            state.finish(seq)
+            return
+        try:
+            model = event_from_dict(event)
+        except EventError as exc:
+            now = now_us()
+            state.dead_letter(
+                seq,
+                record.source,
+                record.received_at,
+                event,
+                reason=f"stored event does not match the event model: {exc}",
+                attempts=0,
+                first=now,
+                last=now,
+            )
+            state.finish(seq)
+            return
+        user = model.user_key
+        item = Item(
+            seq, user, record.source, record.received_at, event, model, estimate_json_size(len(raw))
+        )
+        self.lanes[lane_index(user, len(self.lanes))].put(item)
+
+    async def _send(self, events: list[Event]) -> list[Outcome]:
+        return await self.connector.send(events)
+
+    # -- parked events and redrive -----------------------------------------------------
+
+    def _load_pending(self, seq: int) -> PendingRecord | None:
+        assert self.state is not None
+        raw = self.state.get(RETRIES, event_key(self.id, seq))
+        return None if raw is None else decode_pending(raw)
+
+    def _load_parked(self, cursor: int) -> None:
+        """Rebuild the per-user queues from the retry table (the schedule survives restarts)."""
+        for _key, raw in self.log.items(RETRIES, event_prefix(self.id)):
+            pending = decode_pending(raw)
+            self._park_entry(pending, len(raw))
+            if pending.seq >= cursor:
+                self._skip.add(pending.seq)
+
+    def _park_entry(self, pending: PendingRecord, size: int) -> None:
+        lane = self.lanes[lane_index(pending.user, len(self.lanes))]
+        lane.parked.park(
+            Parked(
+                seq=pending.seq,
+                user=pending.user,
+                size=estimate_json_size(size),
+                attempts=pending.attempts,
+                first_attempt_at=pending.first_attempt_at,
+                next_at=pending.next_at,
+            )
+        )
+        lane.poke()
+
+    async def _maybe_redrive(self) -> None:
+        now = time.monotonic()
+        if now - self._last_redrive_check < self.settings.redrive_interval:
+            return
+        self._last_redrive_check = now
+        raw = self.log.get_value(DESTINATIONS, redrive_key(self.id))
+        if raw is not None:
+            request = decode_redrive(raw)
+            count = self.redrive(request.requested_at, from_request=True)
+            _log.info(
+                "destination %s: redriving %d dead letters (requested by %s)",
+                self.id,
+                count,
+                request.requested_by,
+                extra={"destination": self.id},
+            )
+
+    def redrive(self, up_to: int | None = None, *, from_request: bool = False) -> int:
+        """Re-queue the dead letters recorded at or before ``up_to`` (all when None) as
+        fresh events; return how many. Durable with the next commit."""
+        state = self.state
+        if state is None:
+            raise RuntimeError(f"destination {self.id} is not running")
+        count = 0
+        for key, raw in self.log.items(DEAD_LETTERS, event_prefix(self.id)):
+            letter = decode_dead_letter(raw)
+            if up_to is not None and letter.last_attempt_at > up_to:
+                continue
+            pending = PendingRecord(
+                seq=letter.seq,
+                user=_user_of(letter.event),
+                source=letter.source,
+                received_at=letter.received_at,
+                event=letter.event,
+            )
+            encoded = encode(pending)
+            state.stage(DEAD_LETTERS, key, None)
+            state.stage(RETRIES, event_key(self.id, letter.seq), encoded)
+            self._park_entry(pending, len(encoded))
+            if letter.seq >= self.read_pos:
+                self._skip.add(letter.seq)
+            count += 1
+        if from_request:
+            state.stage(DESTINATIONS, redrive_key(self.id), None)
+        state.record.redriven += count
+        state.touch()
+        return count
+
+    def purge(self) -> int:
+        """Delete every dead letter of this destination (durable with the next commit)."""
+        state = self.state
+        if state is None:
+            raise RuntimeError(f"destination {self.id} is not running")
+        keys = [key for key, _ in self.log.items(DEAD_LETTERS, event_prefix(self.id))]
+        for key in keys:
+            state.stage(DEAD_LETTERS, key, None)
+        state.touch()
+        return len(keys)
+
+    def _recovered(self) -> None:
+        now = now_us()
+        for lane in self.lanes:
+            lane.parked.make_due(now)
+            lane.poke()
+
+    # -- reporting ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return sum(len(lane.parked) for lane in self.lanes)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(lane.in_flight for lane in self.lanes)
+
+    def status(self) -> DestinationStatus:
+        state = self.state
+        if state is None:
+            return read_status(self.log, self.id, connector=self.connector_name, state="starting")
+        held = self.limiter.held_for
+        state.record.backoff_until = now_us() + int(held * 1e6) if held else 0
+        return read_status(
+            self.log,
+            self.id,
+            connector=self.connector_name,
+            record=state.record,
+            cursor=state.cursor,
+            state="backing_off" if held else ("stopped" if self._stopping else "running"),
+            pending=self.pending,
+        )
+
+
+def _user_of(event: dict[str, Any]) -> str:
+    try:
+        return event_from_dict(event).user_key
+    except EventError:
+        return str(event.get("userId") or event.get("anonymousId") or "")

@@ -1,0 +1,169 @@
+"""The router: one independent delivery loop per configured destination.
+
+It is a daemon service (async ``start``/``stop``). A destination that cannot start (its
+connector is not installed, its config is refused) is reported with the reason and the
+others run; a destination that is down only grows its own lag. The router asks the log to
+tell it about every commit so live events go out at once; without that hook (another log
+backend) the loops poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from headwater_spec import Destination
+
+from ..config import Config, ConnectorInstance
+from ..log import LmdbLog
+from ..plugins import ConnectorRegistry, UnknownConnectorError
+from ._context import InstanceContext
+from ._deadletters import list_dead_letters
+from ._delivery import DeliverySettings, DestinationLoop, StartError
+from ._records import DeadLetter
+from ._settings import SettingsError, delivery_settings, event_filter
+from ._status import DestinationStatus, read_status
+
+_log = logging.getLogger("headwater.router")
+
+
+class UnknownDestinationError(KeyError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        super().__init__(
+            f"no destination {name!r} in the config (configured: {', '.join(known) or 'none'})"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Router:
+    """Delivers the log to every enabled destination of ``config``."""
+
+    name = "router"
+
+    def __init__(
+        self,
+        log: LmdbLog,
+        config: Config,
+        registry: ConnectorRegistry,
+        *,
+        base_settings: DeliverySettings | None = None,
+    ) -> None:
+        self.log = log
+        self.config = config
+        self.registry = registry
+        self.base_settings = base_settings
+        self.loops: dict[str, DestinationLoop] = {}
+        self.errors: dict[str, str] = {}
+        self._unlisten: Callable[[], None] | None = None
+
+    def _build(self, instance: ConnectorInstance) -> DestinationLoop:
+        loaded = self.registry.get(instance.connector)
+        spec = loaded.spec
+        if spec.direction != "out" or not issubclass(loaded.cls, Destination):
+            raise SettingsError(
+                f"`destinations.{instance.id}.connector`: {instance.connector!r} is a source "
+                "connector; configure it under [sources]"
+            )
+        region = instance.region or spec.effective_default_region()
+        context = InstanceContext(instance.id, region, self.config.data_dir, instance.endpoint)
+        connector = loaded.cls(instance.options, context)
+        assert isinstance(connector, Destination)
+        return DestinationLoop(
+            self.log,
+            instance.id,
+            connector,
+            connector_name=instance.connector,
+            event_filter=event_filter(instance, spec),
+            settings=delivery_settings(instance, spec, base=self.base_settings),
+        )
+
+    async def start(self) -> None:
+        for instance in self.config.destinations.values():
+            if not instance.enabled:
+                continue
+            try:
+                loop = self._build(instance)
+                await loop.start()
+            except (UnknownConnectorError, SettingsError, StartError, ValueError, TypeError) as exc:
+                self.errors[instance.id] = str(exc)
+                _log.error(
+                    "destination %s not started: %s",
+                    instance.id,
+                    exc,
+                    extra={"destination": instance.id},
+                )
+                continue
+            self.loops[instance.id] = loop
+        listen = getattr(self.log, "add_commit_listener", None)
+        if listen is not None:
+            self._unlisten = listen(self.notify)
+
+    async def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        for loop in list(self.loops.values()):
+            with contextlib.suppress(Exception):
+                await loop.stop()
+        self.loops.clear()
+
+    def notify(self, *_: object) -> None:
+        for loop in self.loops.values():
+            loop.notify()
+
+    # -- for the admin API and the CLI -------------------------------------------------
+
+    def _instance(self, destination: str) -> ConnectorInstance:
+        try:
+            return self.config.destinations[destination]
+        except KeyError:
+            raise UnknownDestinationError(destination, self.config.destinations) from None
+
+    def status(self) -> list[DestinationStatus]:
+        out = []
+        for instance in self.config.destinations.values():
+            loop = self.loops.get(instance.id)
+            if loop is not None:
+                out.append(loop.status())
+            else:
+                out.append(
+                    read_status(
+                        self.log,
+                        instance.id,
+                        connector=instance.connector,
+                        enabled=instance.enabled,
+                        state="disabled" if not instance.enabled else "failed",
+                        error=self.errors.get(instance.id),
+                    )
+                )
+        return out
+
+    def dead_letters(self, destination: str, limit: int | None = None) -> list[DeadLetter]:
+        self._instance(destination)
+        return list_dead_letters(self.log, destination, limit=limit)
+
+    def redrive(self, destination: str) -> int:
+        """Re-queue the destination's dead letters now (it must be running)."""
+        self._instance(destination)
+        loop = self.loops.get(destination)
+        if loop is None:
+            raise StartError(f"destination {destination!r} is not running; nothing redriven")
+        return loop.redrive()
+
+    def purge(self, destination: str) -> int:
+        self._instance(destination)
+        loop = self.loops.get(destination)
+        if loop is not None:
+            return loop.purge()
+        from ._deadletters import purge_dead_letters
+
+        return purge_dead_letters(self.log, destination)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir

@@ -1,0 +1,167 @@
+"""A destination's durable state, and the one writer that commits it.
+
+Lanes stage side-table writes (dead letters, parked events, deletions) and mark seqs
+finished; this committer turns whatever accumulated into ONE log transaction together with
+the new cursor (the watermark's low) and the destination's counters, so the cursor never
+moves past an event unless the record that owns it now (a dead letter or a parked retry)
+is written in the same transaction. Commits go through the log's group commit
+(``append`` with only side writes), so they share the fsync of concurrent ingestion
+instead of competing with it. One commit per destination is in flight at a time; lanes
+never wait for it (a crash before it lands only means those events are sent again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ..log import CURSORS, LmdbLog, LogClosedError, seq_key
+from ._records import (
+    DEAD_LETTERS,
+    DESTINATIONS,
+    DeadLetter,
+    DestinationRecord,
+    cursor_key,
+    encode,
+    event_key,
+    stats_key,
+)
+from ._watermark import Watermark
+
+SideOp = tuple[bytes, bytes, bytes | None]
+_log = logging.getLogger("headwater.router")
+
+
+class DeliveryState:
+    def __init__(
+        self, log: LmdbLog, destination: str, cursor: int, record: DestinationRecord
+    ) -> None:
+        self.log = log
+        self.destination = destination
+        self.watermark = Watermark(cursor)
+        self.saved_cursor = cursor
+        self.record = record
+        self._ops: list[SideOp] = []
+        self._unsaved: dict[tuple[bytes, bytes], bytes | None] = {}
+        self._dirty = asyncio.Event()
+        self._record_dirty = False
+        self.commits = 0
+
+    @property
+    def cursor(self) -> int:
+        return self.watermark.low
+
+    def stage(self, table: bytes, key: bytes, value: bytes | None) -> None:
+        self._ops.append((table, key, value))
+        self._unsaved[(table, key)] = value
+        self._dirty.set()
+
+    def get(self, table: bytes, key: bytes) -> bytes | None:
+        """Read a side-table value as it will be once staged writes are committed."""
+        try:
+            return self._unsaved[(table, key)]
+        except KeyError:
+            return self.log.get_value(table, key)
+
+    def finish(self, seq: int) -> None:
+        self.watermark.finish(seq)
+        self._dirty.set()
+
+    def touch(self) -> None:
+        """The counters or state changed: write the record with the next commit."""
+        self._record_dirty = True
+        self._dirty.set()
+
+    @property
+    def pending_writes(self) -> bool:
+        return bool(self._ops) or self._record_dirty or self.watermark.low != self.saved_cursor
+
+    async def run(self) -> None:
+        """Commit until cancelled."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self.pending_writes:
+                await self.commit()
+
+    async def commit(self) -> None:
+        staged, self._ops = self._ops, []
+        self._record_dirty = False
+        low = self.watermark.low
+        ops = list(staged)
+        if low != self.saved_cursor:
+            ops.append((CURSORS, cursor_key(self.destination), seq_key(low)))
+        ops.append((DESTINATIONS, stats_key(self.destination), encode(self.record)))
+        try:
+            await self.log.append("", (), side_ops=ops)
+        except LogClosedError:
+            self._ops[:0] = staged
+            raise
+        except Exception as exc:
+            # Keep everything staged (in order) for the next try; nothing moved on disk.
+            self._ops[:0] = staged
+            self._record_dirty = True
+            self._dirty.set()
+            _log.error(
+                "destination %s: cannot save delivery state: %s; retrying in 1 s",
+                self.destination,
+                exc,
+                extra={"destination": self.destination},
+            )
+            await asyncio.sleep(1.0)
+            return
+        self.saved_cursor = low
+        self.commits += 1
+        unsaved = self._unsaved
+        for table, key, value in staged:
+            if (table, key) in unsaved and unsaved[(table, key)] is value:
+                del unsaved[(table, key)]
+
+    async def flush(self) -> None:
+        """Commit what is staged now (used at stop)."""
+        if self.pending_writes:
+            await self.commit()
+
+    def claim(self) -> None:
+        """Record this process as the owner (`headwater destinations` checks it is alive)."""
+        self.record.pid = os.getpid()
+        self.touch()
+
+    def dead_letter(
+        self,
+        seq: int,
+        source: str,
+        received_at: int,
+        event: dict[str, Any],
+        *,
+        reason: str,
+        attempts: int,
+        first: int,
+        last: int,
+    ) -> None:
+        """Stage a dead letter and count it; the caller finishes or unparks the event."""
+        letter = DeadLetter(
+            destination=self.destination,
+            seq=seq,
+            reason=reason,
+            attempts=attempts,
+            first_attempt_at=first,
+            last_attempt_at=last,
+            source=source,
+            received_at=received_at,
+            event=event,
+        )
+        self.stage(DEAD_LETTERS, event_key(self.destination, seq), encode(letter))
+        record = self.record
+        record.dead_lettered += 1
+        record.last_error, record.last_error_at = reason, last
+        _log.warning(
+            "destination %s: event seq %d dead-lettered after %d attempt(s): %s",
+            self.destination,
+            seq,
+            attempts,
+            reason,
+            extra={"destination": self.destination, "seq": seq},
+        )

@@ -1,0 +1,149 @@
+"""A destination's status as `headwater destinations` and the admin API report it.
+
+Everything here can be read from the log alone (a running daemon is not needed): the
+cursor, the counters the router rewrites with each commit, the retry and dead-letter
+tables. Whether a daemon is delivering is told by the pid it recorded: alive means
+``running`` (or ``backing_off``), gone means ``stopped``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+
+from ..log import LmdbLog, iso_us, key_seq
+from ._records import (
+    CURSORS,
+    DEAD_LETTERS,
+    DESTINATIONS,
+    RETRIES,
+    DestinationRecord,
+    cursor_key,
+    decode_destination,
+    event_prefix,
+    redrive_key,
+    stats_key,
+)
+
+
+class DestinationStatus(msgspec.Struct, kw_only=True):
+    id: str
+    connector: str
+    enabled: bool
+    state: str
+    cursor: int | None
+    """The lowest log seq not yet delivered or dead-lettered (None: never started)."""
+    last_seq: int
+    lag_events: int
+    """Log events at or after the cursor (some may be filtered out when reached)."""
+    lag_seconds: float
+    """Age of the oldest event not yet finished (the one at the cursor, or a parked one)."""
+    pending_retries: int
+    dead_letters: int
+    delivered: int
+    retried: int
+    dead_lettered: int
+    filtered: int
+    redriven: int
+    redrive_requested: bool = False
+    last_delivery_at: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    backoff_until: str | None = None
+    pid: int | None = None
+    error: str | None = None
+    """Why the destination could not start (unknown connector, bad config)."""
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _count(log: LmdbLog, table: bytes, destination: str) -> tuple[int, int | None]:
+    """Entries of the destination in a per-event table, and the oldest received_at there."""
+    rows = log.items(table, event_prefix(destination))
+    oldest: int | None = None
+    if rows:
+        first = msgspec.msgpack.decode(rows[0][1])
+        oldest = first.get("received_at") if isinstance(first, dict) else None
+    return len(rows), oldest
+
+
+def read_status(
+    log: LmdbLog,
+    destination: str,
+    *,
+    connector: str,
+    enabled: bool = True,
+    record: DestinationRecord | None = None,
+    cursor: int | None = None,
+    state: str | None = None,
+    pending: int | None = None,
+    error: str | None = None,
+) -> DestinationStatus:
+    """The status from the log; a running router passes its in-memory record, cursor,
+    state and pending count, which are fresher than what was last committed."""
+    if record is None:
+        record = decode_destination(log.get_value(DESTINATIONS, stats_key(destination)))
+    if cursor is None:
+        raw = log.get_value(CURSORS, cursor_key(destination))
+        cursor = key_seq(raw) if raw is not None else None
+    last_seq = log.last_seq()
+    now = time.time_ns() // 1000
+    oldest: int | None = None
+    lag_events = 0
+    if cursor is not None and cursor <= last_seq:
+        lag_events = last_seq - cursor + 1
+        head = log.get(max(cursor, log.first_seq()))
+        oldest = head.received_at if head is not None else None
+    n_pending, pending_oldest = _count(log, RETRIES, destination)
+    if pending is not None:
+        n_pending = pending
+    if pending_oldest is not None and (oldest is None or pending_oldest < oldest):
+        oldest = pending_oldest
+    n_dead, _ = _count(log, DEAD_LETTERS, destination)
+    if state is None:
+        if not enabled:
+            state = "disabled"
+        elif error:
+            state = "failed"
+        elif pid_alive(record.pid):
+            state = record.state
+        else:
+            state = "stopped"
+    return DestinationStatus(
+        id=destination,
+        connector=connector,
+        enabled=enabled,
+        state=state,
+        cursor=cursor,
+        last_seq=last_seq,
+        lag_events=lag_events,
+        lag_seconds=round(max(0.0, (now - oldest) / 1e6), 3) if oldest is not None else 0.0,
+        pending_retries=n_pending,
+        dead_letters=n_dead,
+        delivered=record.delivered,
+        retried=record.retried,
+        dead_lettered=record.dead_lettered,
+        filtered=record.filtered,
+        redriven=record.redriven,
+        redrive_requested=log.get_value(DESTINATIONS, redrive_key(destination)) is not None,
+        last_delivery_at=iso_us(record.last_delivery_at) if record.last_delivery_at else None,
+        last_error=record.last_error or None,
+        last_error_at=iso_us(record.last_error_at) if record.last_error_at else None,
+        backoff_until=iso_us(record.backoff_until) if record.backoff_until > now else None,
+        pid=record.pid if pid_alive(record.pid) else None,
+        error=error,
+    )
