@@ -11,7 +11,8 @@ import click
 import msgspec
 
 from ..config import Config, ConfigError, load_config
-from ..log import LmdbLog, LogError
+from ..log import AnyLog, LogError
+from ..log import open_log as open_configured_log
 from ..plugins import ConnectorRegistry, load_plugins
 
 config_option = click.option(
@@ -51,9 +52,10 @@ def get_registry() -> ConnectorRegistry:
     return registry
 
 
-def open_log(config: Config, *, readonly: bool = False) -> LmdbLog:
+def open_log(config: Config, *, readonly: bool = False) -> AnyLog:
+    """The log the config names (`[log] backend`: LMDB in the data dir, or JetStream)."""
     try:
-        return LmdbLog(config.data_dir, readonly=readonly, max_size=config.log.max_size)
+        return open_configured_log(config, readonly=readonly)
     except LogError as exc:
         fail(str(exc))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..log import JetStreamLog
 from ._common import config_option, format_option, get_config, open_log, print_json
 
 
@@ -18,14 +19,16 @@ def log_group() -> None:
 @config_option
 @format_option
 def stats(config_path: Path | None, fmt: str) -> None:
-    """Event count, sequence and time range, bytes on disk."""
+    """Event count, sequence and time range, bytes on disk (LMDB: the data file; JetStream:
+    the streams and the state bucket, per replica)."""
     config = get_config(config_path)
     with open_log(config, readonly=True) as log:
         result = log.stats()
     if fmt == "json":
         print_json(result)
         return
-    click.echo(f"log:       {log.path}")
+    where = log.location if isinstance(log, JetStreamLog) else str(log.path)
+    click.echo(f"log:       {where}")
     click.echo(f"events:    {result.events}")
     click.echo(f"sequence:  {result.first_seq} .. {result.last_seq}")
     click.echo(f"time:      {result.first_time} .. {result.last_time}")
