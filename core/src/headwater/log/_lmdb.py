@@ -164,6 +164,7 @@ class LmdbLog:
         """Write transactions committed by this process (group commits and side writes)."""
         self.committed_events = 0
         """Events appended by this process; with ``commits``, the mean group size."""
+        self._commit_listeners: list[Callable[[int], None]] = []
         if readonly:
             for name in (EVENTS, REJECTED, CURSORS, META, *SIDE_TABLES):
                 try:
@@ -464,6 +465,26 @@ class LmdbLog:
             for item, result in zip(group, results, strict=True):
                 if item.future is not None and not item.future.done():
                     item.future.set_result(result)
+            self._notify_commit(results)
+
+    def add_commit_listener(self, listener: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``listener(last_seq)`` after each commit of this process that appended
+        events (on the event loop for ``append``, on the caller's thread for
+        ``append_sync``), so a reader such as the router tails the log without polling.
+        Returns a function that removes the listener. Must not block or raise."""
+        self._commit_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._commit_listeners:
+                self._commit_listeners.remove(listener)
+
+        return remove
+
+    def _notify_commit(self, results: Sequence[AppendResult]) -> None:
+        last = max((r.last_seq for r in results if r.count), default=0)
+        if last:
+            for listener in list(self._commit_listeners):
+                listener(last)
 
     def append_sync(
         self,
@@ -476,7 +497,9 @@ class LmdbLog:
         if self._closing:
             raise LogClosedError("the log is closed")
         item = _Pending(source, _encode_events(events), rejected, side_ops, None)
-        return self._commit_group([item])[0]
+        result = self._commit_group([item])[0]
+        self._notify_commit((result,))
+        return result
 
     def _commit_group(self, group: Sequence[_Pending]) -> list[AppendResult]:
         results: list[AppendResult] = []
