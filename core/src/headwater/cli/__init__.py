@@ -11,6 +11,7 @@ from .. import __version__
 from ._config import config_group
 from ._connectors import connectors
 from ._import import import_command
+from ._init import init_group
 from ._log import log_group
 from ._validate import validate_command
 from ._serve import serve
@@ -25,6 +26,7 @@ def cli() -> None:
 cli.add_command(connectors)
 cli.add_command(log_group)
 cli.add_command(import_command)
+cli.add_command(init_group)
 cli.add_command(validate_command)
 cli.add_command(config_group)
 cli.add_command(serve)
