@@ -222,6 +222,13 @@ class DaemonProcess:
         """The messageId of every stored event, in log order (duplicates kept)."""
         return [str(r.event.get("messageId")) for r in self.records()]
 
+    def events_by_message_id(self) -> dict[str, list[dict[str, Any]]]:
+        """Stored events grouped by messageId: a list longer than one is a duplicate."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for record in self.records():
+            out.setdefault(str(record.event.get("messageId")), []).append(record.event)
+        return out
+
     def __enter__(self) -> DaemonProcess:
         return self.start()
 
