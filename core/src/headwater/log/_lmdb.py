@@ -578,10 +578,11 @@ class LmdbLog:
                 except lmdb.MapResizedError:
                     self._resize(0)  # another process grew the map; adopt its size
                 except lmdb.Error as exc:
-                    if _is_disk_full(exc):
+                    if _is_disk_full(exc, self.path):
                         raise LogFullError(
-                            f"the disk holding {self.path} is full; nothing of this append was "
-                            "written. Free space or move the data dir, then retry"
+                            f"the disk holding {self.path} is full ({_free_bytes(self.path)} "
+                            "bytes free); nothing of this append was written. Free space or "
+                            "move the data dir, then retry"
                         ) from None
                     raise LogError(f"log write failed at {self.path}: {exc}") from exc
 
@@ -644,11 +645,31 @@ class LmdbLog:
         self.close()
 
 
-def _is_disk_full(exc: lmdb.Error) -> bool:
+DISK_FULL_SLACK = 8 << 20
+"""Free bytes under which a short write (EIO) is taken for a full disk."""
+
+
+def _is_disk_full(exc: lmdb.Error, path: Path) -> bool:
+    """Whether a failed write was the disk (or quota) running out.
+
+    LMDB reports ENOSPC only when a write fails outright; a write cut short by the end of
+    the free space comes back as EIO. An EIO on a filesystem left with (almost) no free
+    space is therefore a full disk too."""
     text = str(exc)
-    return (
-        getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
-        or "No space left" in text
-        or "MDB_MAP_FULL" in text
-        or "Disk quota" in text
-    )
+    if "No space left" in text or "Disk quota" in text or "MDB_MAP_FULL" in text:
+        return True
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if code == errno.EIO or "Input/output error" in text:
+        return _free_bytes(path) < DISK_FULL_SLACK
+    return False
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62
+    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use reserved blocks
+    return blocks * st.f_frsize
