@@ -20,7 +20,7 @@ from headwater_spec import Connector, Source
 
 from .. import __version__
 from ..config import Config, ConfigError, ConnectorInstance, check_connector_options
-from ..log import LmdbLog
+from ..log import AnyLog, open_log
 from ..plugins import ConnectorRegistry, load_plugins
 from ._context import InstanceContext
 from ._endpoints import add_endpoints
@@ -62,12 +62,12 @@ class Daemon:
         self.services: list[Service] = []
         self.state: State = "created"
         self.url = ""
-        self._log: LmdbLog | None = None
+        self._log: AnyLog | None = None
         self._keepalive_timeout = keepalive_timeout
         self.server: HttpServer | None = None
 
     @property
-    def log(self) -> LmdbLog:
+    def log(self) -> AnyLog:
         if self._log is None:
             raise RuntimeError("the daemon's log is not open (start() first)")
         return self._log
@@ -111,13 +111,9 @@ class Daemon:
                     path=f"sources.{instance.id}.connector",
                 )
 
-    def _open_log(self) -> LmdbLog:
-        backend = self.config.log.backend
-        if backend != "lmdb":
-            raise DaemonError(
-                f'[log] backend = {backend!r} is not served by this daemon yet; use "lmdb"'
-            )
-        return LmdbLog(self.config.data_dir, max_size=self.config.log.max_size)
+    def _open_log(self) -> AnyLog:
+        """LMDB in the data dir, or the JetStream stream several daemons share."""
+        return open_log(self.config)
 
     def _build_sources(self) -> int:
         """Instantiate the enabled sources, mount push routes; return the body cap."""
