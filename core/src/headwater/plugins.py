@@ -117,11 +117,14 @@ def _normalize(name: str) -> str:
 
 
 def selected_distributions(value: str | None = None) -> set[str] | None:
-    """The distributions named in HEADWATER_PLUGINS (comma separated), or None for all."""
+    """The distributions named in HEADWATER_PLUGINS (comma separated), or None for all.
+
+    Names compare as PyPI does (case, `-`, `_` and `.` alike), like llm's LLM_LOAD_PLUGINS.
+    Empty or unset loads every installed plugin."""
     raw = os.environ.get(PLUGINS_ENV) if value is None else value
     if raw is None or not raw.strip():
         return None
-    return {_normalize(part) for part in raw.split(",") if part.strip()}
+    return {_normalize(part.strip()) for part in raw.split(",") if part.strip()}
 
 
 def load_plugins(
