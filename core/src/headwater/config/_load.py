@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -10,12 +12,26 @@ from typing import Any
 
 import jsonschema
 import msgspec
+import msgspec.inspect
 
 from ._env import MissingEnvError, expand
-from ._model import FRAMEWORK_KEYS, Config, ConnectorInstance, Kind
+from ._model import (
+    FRAMEWORK_KEYS,
+    Config,
+    ConnectorInstance,
+    Kind,
+    LogConfig,
+    ServerConfig,
+    WorkspaceConfig,
+)
 
 DEFAULT_FILE = "headwater.toml"
 _SECTIONS = {"workspace", "server", "log", "sources", "destinations"}
+_TABLES: dict[str, type[msgspec.Struct]] = {
+    "workspace": WorkspaceConfig,
+    "server": ServerConfig,
+    "log": LogConfig,
+}
 _INSTANCE_FIELDS = set(ConnectorInstance.__struct_fields__) - {"id", "kind", "options"}
 assert set(FRAMEWORK_KEYS) == _INSTANCE_FIELDS, "FRAMEWORK_KEYS and ConnectorInstance drifted"
 
@@ -98,7 +114,9 @@ def config_from_dict(
             if key in data
         }
     except MissingEnvError as exc:
-        raise ConfigError(str(exc), file=file) from None
+        raise _env_error(exc, file) from None
+    for key, struct in _TABLES.items():
+        _check_keys(expanded.get(key), key, struct, file)
     try:
         config = msgspec.convert(expanded, Config)
     except msgspec.ValidationError as exc:
@@ -116,13 +134,59 @@ def config_from_dict(
             try:
                 body = expand(body, where, environ, missing)
             except MissingEnvError as exc:
-                raise ConfigError(str(exc), file=file) from None
+                raise _env_error(exc, file) from None
             instances[instance_id] = instance_from_dict(instance_id, kind, body, file=file)  # type: ignore[arg-type]
         if kind == "source":
             config.sources = instances
         else:
             config.destinations = instances
     return config
+
+
+def _check_keys(table: Any, section: str, struct: type[msgspec.Struct], file: str | None) -> None:
+    """Name an unknown key of a framework table, with the likely intended one."""
+    if not isinstance(table, dict):
+        if table is not None:
+            raise ConfigError("must be a table", file=file, path=section)
+        return
+    known = struct.__struct_fields__
+    choices = _literal_choices(struct)
+    for key, value in table.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            raise ConfigError(
+                f"unknown key; {hint}the keys of [{section}] are {', '.join(known)}",
+                file=file,
+                path=f"{section}.{key}",
+            )
+        allowed = choices.get(key)
+        if allowed is not None and value not in allowed:
+            raise ConfigError(
+                f"{value!r} is not one of {', '.join(repr(a) for a in allowed)}",
+                file=file,
+                path=f"{section}.{key}",
+            )
+
+
+def _literal_choices(struct: type[msgspec.Struct]) -> dict[str, tuple[Any, ...]]:
+    """Fields typed as a Literal, with their allowed values."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {
+        field.name: tuple(field.type.values)
+        for field in info.fields
+        if isinstance(field.type, msgspec.inspect.LiteralType)
+    }
+
+
+def _env_error(exc: MissingEnvError, file: str | None) -> ConfigError:
+    return ConfigError(
+        f"references ${{{exc.variable}}}, which is not set; export it or give a default "
+        f"with ${{{exc.variable}:-value}}",
+        file=file,
+        path=exc.path,
+    )
 
 
 def instance_from_dict(
@@ -150,13 +214,42 @@ def instance_from_dict(
 def connector_option_errors(
     instance: ConnectorInstance, config_schema: dict[str, Any]
 ) -> list[tuple[str, str]]:
-    """(json pointer, message) for each way the instance's own keys break the schema."""
+    """(json pointer, message) for each way the instance's own keys break the schema.
+
+    An unknown key and a missing required key point at that key (with the likely intended
+    key for a typo), so the error can name it; unknown keys come first, since a typo
+    usually causes both."""
     validator = jsonschema.Draft202012Validator(config_schema)
-    problems = []
-    for err in sorted(validator.iter_errors(instance.options), key=lambda e: list(e.path)):
-        pointer = "/" + "/".join(str(p) for p in err.absolute_path)
-        problems.append((pointer, err.message))
-    return problems
+    problems: list[tuple[int, str, str]] = []
+    for err in validator.iter_errors(instance.options):
+        base = [str(p) for p in err.absolute_path]
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = list(err.schema.get("properties", {}))
+            for key in err.instance:
+                if key in allowed or _matches_pattern(key, err.schema):
+                    continue
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean `{close[0]}`? " if close else ""
+                known = ", ".join(allowed) or "none"
+                problems.append(
+                    (0, _pointer([*base, key]), f"unknown key; {hint}the keys are {known}")
+                )
+        elif err.validator == "required" and isinstance(err.instance, dict):
+            for key in err.validator_value:
+                if key not in err.instance:
+                    problems.append((1, _pointer([*base, key]), "required key is missing"))
+        else:
+            problems.append((2, _pointer(base), err.message))
+    problems.sort(key=lambda p: (p[0], p[1]))
+    return [(pointer, message) for _, pointer, message in problems]
+
+
+def _matches_pattern(key: str, schema: dict[str, Any]) -> bool:
+    return any(re.search(pattern, key) for pattern in schema.get("patternProperties", {}))
+
+
+def _pointer(parts: list[str]) -> str:
+    return "/" + "/".join(parts)
 
 
 def check_connector_options(config: Config, specs: Mapping[str, dict[str, Any]]) -> None:
