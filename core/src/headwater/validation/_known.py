@@ -13,6 +13,6 @@ KNOWN_DISTRIBUTIONS: dict[str, str] = {
     "mixpanel": "headwater-mixpanel",
     "amplitude": "headwater-amplitude",
     "customerio": "headwater-customerio",
-    "postgres": "headwater-postgres",
+    "postgres-source": "headwater-postgres",
     "postgres-warehouse": "headwater-postgres",
 }

@@ -105,9 +105,9 @@ def _judge(run: Run, inst: Instance, workspace: str) -> None:
             run.problems.add(
                 "HW055",
                 inst.path,
-                f"the region of `{format_path(inst.path)}` is unknown: `{inst.connector}` "
-                f'runs wherever you host it; set `region` (e.g. `region = "{workspace}"`) '
-                "so residency can be checked",
+                f"the region of `{format_path(inst.path)}` is unknown: `{inst.connector}` can "
+                f"be anywhere (its spec says `any`); set `region` to where it is (e.g. "
+                f'`region = "{workspace}"`) so residency can be checked',
             )
         return
     inst.residency = "inside"

@@ -60,6 +60,12 @@ PATTERN_HINTS = {
 }
 """Sentences for the patterns of framework keys, instead of the regular expression."""
 
+ENV_REFERENCE = {
+    "type": "string",
+    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+    "description": "An environment variable reference, resolved when the config is loaded.",
+}
+
 _SECTION_DOCS: dict[str, dict[str, dict[str, Any]]] = {
     "workspace": {
         "name": {"description": "A name for this deployment.", "minLength": 1},
@@ -178,10 +184,21 @@ def connector_definition(spec: ConnectorSpec) -> dict[str, Any]:
     schema.pop("$schema", None)
     schema.pop("$id", None)
     props = schema.setdefault("properties", {})
+    for key, prop in list(props.items()):
+        if isinstance(prop, dict) and prop.get("secret") is True:
+            props[key] = _env_reference_allowed(prop)
     for key in FRAMEWORK_KEYS:
         props.setdefault(key, True)
     rerooted: dict[str, Any] = _reroot(schema, f"#/$defs/connector-{spec.name}")
     return rerooted
+
+
+def _env_reference_allowed(prop: dict[str, Any]) -> dict[str, Any]:
+    """A secret may be given as `${ENV}` (the recommended way) whatever its own rules say:
+    its value is only known where the daemon runs."""
+    outer: dict[str, Any] = {k: prop[k] for k in ("description", "secret", "title") if k in prop}
+    inner = {k: v for k, v in prop.items() if k not in outer}
+    return {**outer, "anyOf": [inner, ENV_REFERENCE]}
 
 
 def _reroot(value: Any, base: str) -> Any:
