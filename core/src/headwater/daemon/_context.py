@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
+
 from headwater_spec import (
     Event,
     IngestUnavailableError,
@@ -25,6 +27,10 @@ from headwater_spec import (
 
 from ..log import AppendResult, LogClosedError, LogFullError, RejectedItem, now_us
 from ._metrics import Metrics
+
+_probe = msgspec.msgpack.Encoder()
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+UNSTORABLE = "an integer is outside the 64-bit range the log stores; send it as a string"
 
 CHECKPOINTS = b"checkpoints"
 FULL_RETRY_AFTER = 30.0
@@ -116,10 +122,16 @@ class InstanceContext:
     async def append(
         self, events: Sequence[dict[str, Any]], rejected: Sequence[Rejection] = ()
     ) -> PushReceipt:
-        items = [RejectedItem(self._instance_id, now_us(), r.reason, r.raw) for r in rejected]
+        now = now_us()
+        items = [RejectedItem(self._instance_id, now, r.reason, storable(r.raw)) for r in rejected]
         started = time.perf_counter()
         try:
-            result = await self._log.append(self._instance_id, events, items)
+            try:
+                result = await self._log.append(self._instance_id, events, items)
+            except OverflowError:
+                events, moved = self._split_unstorable(events, now)
+                items.extend(moved)
+                result = await self._log.append(self._instance_id, events, items)
         except LogFullError as exc:
             raise IngestUnavailableError(str(exc), FULL_RETRY_AFTER) from None
         except LogClosedError:
@@ -135,6 +147,22 @@ class InstanceContext:
             first_seq=result.first_seq,
             last_seq=result.last_seq,
         )
+
+    def _split_unstorable(
+        self, events: Sequence[dict[str, Any]], now: int
+    ) -> tuple[list[dict[str, Any]], list[RejectedItem]]:
+        """JSON allows integers msgpack cannot carry; such events become rejected items
+        (with the big integers as strings) instead of failing the whole request."""
+        kept: list[dict[str, Any]] = []
+        moved: list[RejectedItem] = []
+        for event in events:
+            try:
+                _probe.encode(event)
+            except OverflowError:
+                moved.append(RejectedItem(self._instance_id, now, UNSTORABLE, storable(event)))
+                continue
+            kept.append(event)
+        return kept, moved
 
     # -- pull sources --------------------------------------------------------------------
 
@@ -159,3 +187,25 @@ class InstanceContext:
         result = await self._log.append(self._instance_id, events, side_ops=side_ops)
         self._append_seconds.observe(time.perf_counter() - started)
         self._accepted.inc(result.count)
+
+
+def storable(value: Any) -> Any:
+    """``value`` unchanged when the log can store it, else with out-of-range integers
+    turned into strings (the only JSON value msgpack cannot carry)."""
+    try:
+        _probe.encode(value)
+    except OverflowError:
+        return _stringify_big_ints(value)
+    return value
+
+
+def _stringify_big_ints(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT_MIN <= value <= INT_MAX else str(value)
+    if isinstance(value, dict):
+        return {k: _stringify_big_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_big_ints(v) for v in value]
+    return value

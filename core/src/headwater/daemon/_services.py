@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..router._service import router_service
 from ._pull import PullSourceRunner
 
 if TYPE_CHECKING:
@@ -28,5 +29,5 @@ class Service(Protocol):
 
 def build_services(daemon: Daemon) -> list[Service]:
     """The services of this daemon, in start order."""
-    services: list[Service] = [PullSourceRunner(daemon)]
+    services: list[Service] = [PullSourceRunner(daemon), router_service(daemon)]
     return services

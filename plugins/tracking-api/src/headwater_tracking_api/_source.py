@@ -199,19 +199,18 @@ class TrackingApiSource(Source):
             )
 
         prepared = preparer.prepare(items)
+        accepted, rejected = len(prepared.events), len(prepared.rejections)
         if prepared.events or prepared.rejections:
             try:
-                await self.push.append(prepared.events, prepared.rejections)
+                receipt = await self.push.append(prepared.events, prepared.rejections)
             except IngestUnavailableError as exc:
                 retry = max(1, round(exc.retry_after))
                 return HttpResponse.error(
                     503, "unavailable", str(exc), [*cors, ("Retry-After", str(retry))]
                 )
-        answer: dict[str, Any] = {
-            "success": True,
-            "accepted": len(prepared.events),
-            "rejected": len(prepared.rejections),
-        }
+            # The host may reject more than we did (what its storage cannot hold).
+            accepted, rejected = receipt.accepted, receipt.rejected
+        answer: dict[str, Any] = {"success": True, "accepted": accepted, "rejected": rejected}
         if prepared.errors:
             answer["errors"] = prepared.errors
         return HttpResponse.json(answer, 200, cors)
