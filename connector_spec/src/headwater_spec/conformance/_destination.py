@@ -129,12 +129,13 @@ class DestinationConformance(ConnectorConformance):
         cls = self._connector()
         config = self.server_config(self.server.url) if self.talks_http else self.config()
         if result.error is not None:
+            text = self.redact(str(result.error), config).strip().splitlines()
             fail(
                 cls,
-                f"send() raised {type(result.error).__name__}: "
-                f"{self.redact(str(result.error), config)} when the service {answer}; send "
-                "must never raise for service errors: catch them and return "
-                "Retry(reason=...) or Rejected(reason=...) for each event",
+                f"when the service {answer}, send() raised {type(result.error).__name__}"
+                f"{': ' + text[0][:200] if text else ''}; send must never raise for service "
+                "errors: catch them and return Retry(reason=...) or Rejected(reason=...) for "
+                "each event",
             )
         outcomes = result.outcomes
         if not isinstance(outcomes, list) or len(outcomes) != len(result.batch):
@@ -148,17 +149,22 @@ class DestinationConformance(ConnectorConformance):
                 f"send() returned {got} for a batch of {len(result.batch)} events; return a "
                 "list with one Outcome per event, in the batch's order",
             )
-        problems = []
+        wrong: dict[str, list[str]] = {}
         for event, outcome in zip(result.batch, outcomes, strict=True):
-            if not isinstance(outcome, (Delivered, Retry, Rejected)):
+            if not isinstance(outcome, kind):
+                wrong.setdefault(repr(outcome), []).append(f"`{event.event_type}`")
+        problems = []
+        for shown, events in wrong.items():
+            which = f"{len(events)} of {len(result.batch)} events ({', '.join(events)})"
+            if not shown.startswith(("Delivered(", "Retry(", "Rejected(")):
                 problems.append(
-                    f"send() returned {outcome!r} for the `{event.event_type}` event; each "
-                    "outcome must be Delivered(), Retry(reason=...) or Rejected(reason=...)"
+                    f"send() returned {shown} for {which}; each outcome must be Delivered(), "
+                    "Retry(reason=...) or Rejected(reason=...)"
                 )
-            elif not isinstance(outcome, kind):
+            else:
                 problems.append(
                     f"when the service {answer}, send() must return {_KIND_NAMES[kind]} for "
-                    f"every event; it returned {outcome!r} for the `{event.event_type}` event"
+                    f"every event; it returned {self.redact(shown, config)} for {which}"
                 )
         report(cls, problems)
         return list(outcomes)

@@ -31,7 +31,10 @@ REGION_WITHOUT_ENDPOINT = frozenset({"any"})
 
 def connector_label(cls: type[Connector]) -> str:
     spec = getattr(cls, "spec", None)
-    name = spec.name if isinstance(spec, ConnectorSpec) else "?"
+    if isinstance(spec, ConnectorSpec):
+        name = spec.name
+    else:
+        name = spec.get("name", "?") if isinstance(spec, dict) else "?"
     return f"connector {name!r} ({cls.__module__}.{cls.__qualname__})"
 
 
