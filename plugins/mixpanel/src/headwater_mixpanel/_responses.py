@@ -45,11 +45,6 @@ class ImportAnswer(msgspec.Struct):
     failed_records: list[FailedRecord] | None = None
 
 
-class EngageAnswer(msgspec.Struct):
-    status: int
-    error: str | None = None
-
-
 def import_outcomes(response: httpx.Response, count: int, redact: Redact) -> list[Outcome] | None:
     """Outcomes of one /import request of ``count`` records, or None to split it."""
     status = response.status_code
@@ -78,16 +73,9 @@ def engage_outcomes(response: httpx.Response, count: int, redact: Redact) -> lis
     """Outcomes of one /engage request of ``count`` updates, or None to split it."""
     status = response.status_code
     if 200 <= status < 300:
-        answer = _decode(response.content, EngageAnswer)
-        if answer is None:
-            plain = response.content.strip()
-            if plain == b"1":
-                return [DELIVERED] * count
-            error = f"unreadable answer {_text(response)!r}"
-        elif answer.status == 1:
+        error = _engage_failure(response.content)
+        if error is None:
             return [DELIVERED] * count
-        else:
-            error = answer.error or "update refused"
         if count > 1:
             return None
         return [Rejected(reason=redact(f"Mixpanel refused the profile update: {error}"))]
@@ -98,6 +86,21 @@ def engage_outcomes(response: httpx.Response, count: int, redact: Redact) -> lis
         return None
     reason = redact(f"Mixpanel /engage answered HTTP {status}: {_text(response)}")
     return [Rejected(reason=reason)]
+
+
+def _engage_failure(content: bytes) -> str | None:
+    """The failure a 2xx of /engage reports (``0``, or ``{"status": 0, "error": ...}`` with
+    verbose=1), or None when it reports none."""
+    text = content.strip()
+    if text == b"0":
+        return "update refused (no detail: verbose=0)"
+    try:
+        decoded = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(decoded, dict) and decoded.get("status") == 0:
+        return str(decoded.get("error") or "update refused")
+    return None
 
 
 def _common(
