@@ -10,11 +10,13 @@ import click
 from .. import __version__
 from ._config import config_group
 from ._connectors import connectors
+from ._destinations import destinations_command
+from ._dlq import dlq_group
 from ._import import import_command
 from ._init import init_group
 from ._log import log_group
-from ._validate import validate_command
 from ._serve import serve
+from ._validate import validate_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +32,8 @@ cli.add_command(init_group)
 cli.add_command(validate_command)
 cli.add_command(config_group)
 cli.add_command(serve)
+cli.add_command(destinations_command)
+cli.add_command(dlq_group)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ its next start when no daemon runs.
 
 from __future__ import annotations
 
-from ..log import LmdbLog, now_us
+from ..log import AnyLog, now_us
 from ._records import (
     DEAD_LETTERS,
     DESTINATIONS,
@@ -24,7 +24,7 @@ from ._records import (
 
 
 def list_dead_letters(
-    log: LmdbLog, destination: str, *, limit: int | None = None
+    log: AnyLog, destination: str, *, limit: int | None = None
 ) -> list[DeadLetter]:
     """The destination's dead letters in log order (the first ``limit`` of them)."""
     rows = log.items(DEAD_LETTERS, event_prefix(destination))
@@ -33,11 +33,11 @@ def list_dead_letters(
     return [decode_dead_letter(raw) for _key, raw in rows]
 
 
-def count_dead_letters(log: LmdbLog, destination: str) -> int:
+def count_dead_letters(log: AnyLog, destination: str) -> int:
     return len(log.items(DEAD_LETTERS, event_prefix(destination)))
 
 
-def purge_dead_letters(log: LmdbLog, destination: str) -> int:
+def purge_dead_letters(log: AnyLog, destination: str) -> int:
     """Delete every dead letter of the destination in one transaction; return how many."""
     keys = [key for key, _raw in log.items(DEAD_LETTERS, event_prefix(destination))]
     if keys:
@@ -45,13 +45,13 @@ def purge_dead_letters(log: LmdbLog, destination: str) -> int:
     return len(keys)
 
 
-def request_redrive(log: LmdbLog, destination: str, *, by: str = "cli") -> RedriveRequest:
+def request_redrive(log: AnyLog, destination: str, *, by: str = "cli") -> RedriveRequest:
     """Ask the router to re-queue the dead letters recorded up to now."""
     request = RedriveRequest(requested_at=now_us(), requested_by=by)
     log.write_batch([(DESTINATIONS, redrive_key(destination), encode(request))])
     return request
 
 
-def pending_redrive(log: LmdbLog, destination: str) -> RedriveRequest | None:
+def pending_redrive(log: AnyLog, destination: str) -> RedriveRequest | None:
     raw = log.get_value(DESTINATIONS, redrive_key(destination))
     return None if raw is None else decode_redrive(raw)

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ import msgspec
 
 from headwater_spec import Destination, Event, EventError, Outcome, event_from_dict
 
-from ..log import LmdbLog, LogClosedError, LogRecord, now_us
+from ..log import AnyLog, LogClosedError, LogRecord, now_us
 from ._batcher import BatchLimits, estimate_json_size
 from ._filter import EventFilter
 from ._health import Health
@@ -89,7 +90,7 @@ class StartError(ValueError):
 class DestinationLoop:
     def __init__(
         self,
-        log: LmdbLog,
+        log: AnyLog,
         destination_id: str,
         connector: Destination,
         *,
@@ -108,6 +109,8 @@ class DestinationLoop:
         self.limiter = RateLimiter(self.settings.rate_limit)
         self.health = Health(self.settings.policy, self.limiter, self._recovered)
         self.latency = Histogram()
+        self.on_latency: Callable[[float], None] | None = None
+        """Told of every send's duration in seconds (the daemon's histogram)."""
         self.lanes: list[Lane] = []
         self.state: DeliveryState | None = None
         self.read_pos = 0
@@ -156,7 +159,7 @@ class DestinationLoop:
                 policy=settings.policy,
                 limits=settings.limits,
                 load_pending=self._load_pending,
-                latency=self.latency,
+                latency=self._observe_latency,
                 send_timeout=settings.send_timeout,
                 on_progress=self._room.set,
             )
@@ -280,7 +283,7 @@ class DestinationLoop:
         record = _decode_record(raw)
         event = record.event
         if not self.filter.wants(record.source, event):
-            state.record.filtered += 1
+            state.count("filtered")
             state.finish(seq)
             return
         try:
@@ -304,6 +307,11 @@ class DestinationLoop:
             seq, user, record.source, record.received_at, event, model, estimate_json_size(len(raw))
         )
         self.lanes[lane_index(user, len(self.lanes))].put(item)
+
+    def _observe_latency(self, seconds: float) -> None:
+        self.latency.observe(seconds)
+        if self.on_latency is not None:
+            self.on_latency(seconds)
 
     async def _send(self, events: list[Event]) -> list[Outcome]:
         return await self.connector.send(events)
@@ -381,7 +389,8 @@ class DestinationLoop:
             count += 1
         if from_request:
             state.stage(DESTINATIONS, redrive_key(self.id), None)
-        state.record.redriven += count
+        if count:
+            state.count("redriven", count)
         state.touch()
         return count
 

@@ -29,7 +29,6 @@ from headwater_spec import Delivered, Event, EventError, Outcome, Rejected, Retr
 from ..log import now_us
 from ._batcher import Batcher, BatchLimits
 from ._health import Health
-from ._metrics import Histogram
 from ._parked import Parked, ParkedQueues
 from ._ratelimit import RateLimiter
 from ._records import RETRIES, PendingRecord, encode, event_key
@@ -80,7 +79,7 @@ class Lane:
         policy: RetryPolicy,
         limits: BatchLimits,
         load_pending: LoadPending,
-        latency: Histogram,
+        latency: Callable[[float], None],
         send_timeout: float,
         on_progress: Callable[[], None],
     ) -> None:
@@ -210,7 +209,7 @@ class Lane:
                 extra={"destination": self.destination},
             )
             outcomes = [Retry(reason=reason)] * len(events)
-        self.latency.observe(time.perf_counter() - started)
+        self.latency(time.perf_counter() - started)
         if len(outcomes) != len(events):
             reason = f"connector returned {len(outcomes)} outcomes for {len(events)} events"
             outcomes = [Retry(reason=reason)] * len(events)
@@ -228,14 +227,13 @@ class Lane:
 
     def _apply(self, sent: list[_Sent], live: list[Item], outcomes: Sequence[Outcome]) -> None:
         now = now_us()
-        record = self.state.record
+        delivered = 0
         for loaded, outcome in zip(sent, outcomes[: len(sent)], strict=True):
             entry, pending = loaded.entry, loaded.record
             if isinstance(outcome, Delivered):
                 self.state.stage(RETRIES, event_key(self.destination, entry.seq), None)
                 self.parked.remove(entry)
-                record.delivered += 1
-                record.last_delivery_at = now
+                delivered += 1
                 continue
             attempts = entry.attempts + 1
             first = entry.first_attempt_at or now
@@ -252,8 +250,7 @@ class Lane:
             self._dead_letter_parked(entry, pending, _final_reason(outcome, attempts), now)
         for item, outcome in zip(live, outcomes[len(sent) :], strict=True):
             if isinstance(outcome, Delivered):
-                record.delivered += 1
-                record.last_delivery_at = now
+                delivered += 1
             elif isinstance(outcome, Retry) and not self.policy.exhausted(1, now, now):
                 next_at = now + int(self.policy.delay(1, outcome.retry_after) * 1e6)
                 self._park(item, attempts=1, first=now, next_at=next_at, reason=outcome.reason)
@@ -270,11 +267,13 @@ class Lane:
                     last=now,
                 )
             self.state.finish(item.seq)
+        if delivered:
+            self.state.count("delivered", delivered)
+            self.state.record.last_delivery_at = now
 
     def _note_retry(self, reason: str, now: int) -> None:
-        record = self.state.record
-        record.retried += 1
-        record.last_error, record.last_error_at = reason, now
+        self.state.count("retried")
+        self.state.record.last_error, self.state.record.last_error_at = reason, now
 
     def _park_behind(self, item: Item) -> None:
         """The user has earlier events parked: this one waits behind them, unsent."""

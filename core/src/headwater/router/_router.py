@@ -9,19 +9,22 @@ backend) the loops poll.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from headwater_spec import Destination
+from headwater_spec import ConnectorContext, Destination
 
 from ..config import Config, ConnectorInstance
-from ..log import LmdbLog
+from ..log import AnyLog
 from ..plugins import ConnectorRegistry, UnknownConnectorError
 from ._context import InstanceContext
-from ._deadletters import list_dead_letters
+from ._deadletters import list_dead_letters, purge_dead_letters
 from ._delivery import DeliverySettings, DestinationLoop, StartError
+from ._export import MetricsRegistry, RouterMetrics
 from ._records import DeadLetter
 from ._settings import SettingsError, delivery_settings, event_filter
 from ._status import DestinationStatus, read_status
@@ -47,19 +50,26 @@ class Router:
 
     def __init__(
         self,
-        log: LmdbLog,
+        log: AnyLog,
         config: Config,
         registry: ConnectorRegistry,
         *,
         base_settings: DeliverySettings | None = None,
+        context_factory: Callable[[ConnectorInstance], ConnectorContext] | None = None,
+        metrics: MetricsRegistry | None = None,
     ) -> None:
         self.log = log
         self.config = config
         self.registry = registry
         self.base_settings = base_settings
+        self.context_factory = context_factory
+        self.metrics = RouterMetrics(metrics) if metrics is not None else None
         self.loops: dict[str, DestinationLoop] = {}
         self.errors: dict[str, str] = {}
         self._unlisten: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._refresher: asyncio.Task[None] | None = None
 
     def _build(self, instance: ConnectorInstance) -> DestinationLoop:
         loaded = self.registry.get(instance.connector)
@@ -69,8 +79,12 @@ class Router:
                 f"`destinations.{instance.id}.connector`: {instance.connector!r} is a source "
                 "connector; configure it under [sources]"
             )
-        region = instance.region or spec.effective_default_region()
-        context = InstanceContext(instance.id, region, self.config.data_dir, instance.endpoint)
+        context: ConnectorContext
+        if self.context_factory is not None:
+            context = self.context_factory(instance)
+        else:
+            region = instance.region or spec.effective_default_region()
+            context = InstanceContext(instance.id, region, self.config.data_dir, instance.endpoint)
         connector = loaded.cls(instance.options, context)
         assert isinstance(connector, Destination)
         return DestinationLoop(
@@ -83,6 +97,8 @@ class Router:
         )
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         for instance in self.config.destinations.values():
             if not instance.enabled:
                 continue
@@ -99,26 +115,43 @@ class Router:
                 )
                 continue
             self.loops[instance.id] = loop
+            if self.metrics is not None:
+                self.metrics.bind(loop)
         listen = getattr(self.log, "add_commit_listener", None)
         if listen is not None:
             self._unlisten = listen(self.notify)
+        if self.metrics is not None:
+            loops = list(self.loops.values())
+            self._refresher = asyncio.create_task(self.metrics.run(loops), name="hw-router-metrics")
 
     async def stop(self) -> None:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
         for loop in list(self.loops.values()):
             with contextlib.suppress(Exception):
                 await loop.stop()
         self.loops.clear()
 
     def notify(self, *_: object) -> None:
+        """New events were committed; safe to call from any thread."""
+        if threading.get_ident() == self._thread:
+            self._wake()
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
         for loop in self.loops.values():
             loop.notify()
 
     # -- for the admin API and the CLI -------------------------------------------------
 
-    def _instance(self, destination: str) -> ConnectorInstance:
+    def instance(self, destination: str) -> ConnectorInstance:
         try:
             return self.config.destinations[destination]
         except KeyError:
@@ -144,24 +177,22 @@ class Router:
         return out
 
     def dead_letters(self, destination: str, limit: int | None = None) -> list[DeadLetter]:
-        self._instance(destination)
+        self.instance(destination)
         return list_dead_letters(self.log, destination, limit=limit)
 
     def redrive(self, destination: str) -> int:
         """Re-queue the destination's dead letters now (it must be running)."""
-        self._instance(destination)
+        self.instance(destination)
         loop = self.loops.get(destination)
         if loop is None:
             raise StartError(f"destination {destination!r} is not running; nothing redriven")
         return loop.redrive()
 
     def purge(self, destination: str) -> int:
-        self._instance(destination)
+        self.instance(destination)
         loop = self.loops.get(destination)
         if loop is not None:
             return loop.purge()
-        from ._deadletters import purge_dead_letters
-
         return purge_dead_letters(self.log, destination)
 
     @property

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
-from ..log import CURSORS, LmdbLog, LogClosedError, seq_key
+from ..log import CURSORS, AnyLog, LogClosedError, seq_key
 from ._records import (
     DEAD_LETTERS,
     DESTINATIONS,
@@ -31,12 +32,14 @@ from ._records import (
 from ._watermark import Watermark
 
 SideOp = tuple[bytes, bytes, bytes | None]
+Counter = Literal["delivered", "retried", "dead_lettered", "filtered", "redriven"]
+CountHook = Callable[[Counter, int], None]
 _log = logging.getLogger("headwater.router")
 
 
 class DeliveryState:
     def __init__(
-        self, log: LmdbLog, destination: str, cursor: int, record: DestinationRecord
+        self, log: AnyLog, destination: str, cursor: int, record: DestinationRecord
     ) -> None:
         self.log = log
         self.destination = destination
@@ -48,6 +51,8 @@ class DeliveryState:
         self._dirty = asyncio.Event()
         self._record_dirty = False
         self.commits = 0
+        self.on_count: CountHook | None = None
+        """Told of every counter change (the daemon mirrors them into its metrics)."""
 
     @property
     def cursor(self) -> int:
@@ -64,6 +69,21 @@ class DeliveryState:
             return self._unsaved[(table, key)]
         except KeyError:
             return self.log.get_value(table, key)
+
+    def count(self, counter: Counter, n: int = 1) -> None:
+        record = self.record
+        if counter == "delivered":
+            record.delivered += n
+        elif counter == "retried":
+            record.retried += n
+        elif counter == "dead_lettered":
+            record.dead_lettered += n
+        elif counter == "filtered":
+            record.filtered += n
+        else:
+            record.redriven += n
+        if self.on_count is not None:
+            self.on_count(counter, n)
 
     def finish(self, seq: int) -> None:
         self.watermark.finish(seq)
@@ -154,9 +174,8 @@ class DeliveryState:
             event=event,
         )
         self.stage(DEAD_LETTERS, event_key(self.destination, seq), encode(letter))
-        record = self.record
-        record.dead_lettered += 1
-        record.last_error, record.last_error_at = reason, last
+        self.count("dead_lettered")
+        self.record.last_error, self.record.last_error_at = reason, last
         _log.warning(
             "destination %s: event seq %d dead-lettered after %d attempt(s): %s",
             self.destination,

@@ -13,7 +13,7 @@ import time
 
 import msgspec
 
-from ..log import LmdbLog, iso_us, key_seq
+from ..log import AnyLog, iso_us, key_seq
 from ._records import (
     CURSORS,
     DEAD_LETTERS,
@@ -71,7 +71,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _count(log: LmdbLog, table: bytes, destination: str) -> tuple[int, int | None]:
+def _count(log: AnyLog, table: bytes, destination: str) -> tuple[int, int | None]:
     """Entries of the destination in a per-event table, and the oldest received_at there."""
     rows = log.items(table, event_prefix(destination))
     oldest: int | None = None
@@ -82,7 +82,7 @@ def _count(log: LmdbLog, table: bytes, destination: str) -> tuple[int, int | Non
 
 
 def read_status(
-    log: LmdbLog,
+    log: AnyLog,
     destination: str,
     *,
     connector: str,

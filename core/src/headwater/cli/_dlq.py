@@ -1,0 +1,153 @@
+"""`headwater dlq list|redrive|purge DEST`: the dead letters of one destination.
+
+`list` and `purge` work on the log directly (also while a daemon runs). `redrive` records a
+request in the log that the router owning the destination carries out: a running daemon
+within about a second (the command waits for it and reports), otherwise the next
+`headwater serve` at start. Redriven events get fresh attempts and go through the normal
+delivery path, in log order per user.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..daemon import read_runfile
+from ..log import iso_us
+from ..router import (
+    DeadLetter,
+    count_dead_letters,
+    list_dead_letters,
+    pending_redrive,
+    purge_dead_letters,
+    request_redrive,
+)
+from ..router._status import pid_alive
+from ._common import config_option, format_option, open_log, print_json
+from ._destinations import data_dir_option, load, require_destination
+
+REDRIVE_WAIT = 10.0
+
+
+@click.group("dlq")
+def dlq_group() -> None:
+    """Dead letters: events a destination refused, or that ran out of retries."""
+
+
+def _view(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "destination": letter.destination,
+        "seq": letter.seq,
+        "reason": letter.reason,
+        "attempts": letter.attempts,
+        "first_attempt_at": iso_us(letter.first_attempt_at),
+        "last_attempt_at": iso_us(letter.last_attempt_at),
+        "source": letter.source,
+        "received_at": iso_us(letter.received_at),
+        "event": letter.event,
+    }
+
+
+@dlq_group.command("list")
+@click.argument("destination")
+@config_option
+@format_option
+@data_dir_option
+@click.option("--limit", type=int, default=None, help="Show at most this many (oldest first).")
+def list_command(
+    destination: str, config_path: Path | None, fmt: str, data_dir: Path | None, limit: int | None
+) -> None:
+    """The dead letters of DESTINATION, oldest event first, with the reason."""
+    config = load(config_path, data_dir)
+    require_destination(config, destination)
+    with open_log(config, readonly=True) as log:
+        letters = list_dead_letters(log, destination, limit=limit)
+        request = pending_redrive(log, destination)
+    if fmt == "json":
+        print_json(
+            {
+                "destination": destination,
+                "dead_letters": [_view(d) for d in letters],
+                "redrive_requested": request is not None,
+            }
+        )
+        return
+    if not letters:
+        click.echo(f"{destination}: no dead letters")
+    for d in letters:
+        event = d.event
+        click.echo(
+            f"seq {d.seq}  {iso_us(d.last_attempt_at)}  {event.get('type')} "
+            f"{event.get('messageId')}  attempts={d.attempts}  {d.reason}"
+        )
+    if request is not None:
+        click.echo(f"a redrive was requested at {iso_us(request.requested_at)} and is pending")
+
+
+def _daemon_pid(data_dir: Path) -> int | None:
+    info = read_runfile(data_dir)
+    return info.pid if info is not None and pid_alive(info.pid) else None
+
+
+@dlq_group.command("redrive")
+@click.argument("destination")
+@config_option
+@data_dir_option
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True,
+    help="Wait for a running daemon to pick the request up.",
+)  # fmt: skip
+def redrive_command(
+    destination: str, config_path: Path | None, data_dir: Path | None, wait: bool
+) -> None:
+    """Re-queue the dead letters of DESTINATION for delivery (after fixing the cause)."""
+    config = load(config_path, data_dir)
+    require_destination(config, destination)
+    with open_log(config) as log:
+        count = count_dead_letters(log, destination)
+        if not count:
+            click.echo(f"{destination}: no dead letters to redrive")
+            return
+        request_redrive(log, destination)
+        pid = _daemon_pid(config.data_dir)
+        if pid is None:
+            click.echo(
+                f"{destination}: {count} dead letters will be re-queued when "
+                "`headwater serve` next starts"
+            )
+            return
+        deadline = time.monotonic() + (REDRIVE_WAIT if wait else 0.0)
+        while pending_redrive(log, destination) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pending_redrive(log, destination) is None:
+            click.echo(f"{destination}: {count} dead letters re-queued by the daemon (pid {pid})")
+        else:
+            click.echo(
+                f"{destination}: redrive of {count} dead letters requested; the daemon "
+                f"(pid {pid}) picks it up while the destination runs"
+            )
+
+
+@dlq_group.command("purge")
+@click.argument("destination")
+@config_option
+@data_dir_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def purge_command(
+    destination: str, config_path: Path | None, data_dir: Path | None, yes: bool
+) -> None:
+    """Delete the dead letters of DESTINATION for good."""
+    config = load(config_path, data_dir)
+    require_destination(config, destination)
+    with open_log(config) as log:
+        count = count_dead_letters(log, destination)
+        if not count:
+            click.echo(f"{destination}: no dead letters")
+            return
+        if not yes:
+            click.confirm(f"delete {count} dead letters of {destination} for good?", abort=True)
+        purged = purge_dead_letters(log, destination)
+    click.echo(f"{destination}: {purged} dead letters deleted")

@@ -1,0 +1,45 @@
+"""What an HTTP answer means for the events of the batch it carried.
+
+2xx: delivered. 408, 425, 429 and 5xx: retry (429 and 503 pass the ``Retry-After`` on, in
+seconds or as an HTTP date). Any other status: the receiver refused the batch for good, and
+the reason (status and the start of the body) goes to the dead-letter table. The router
+splits a batch that was refused as a whole, so one bad event does not take its neighbours
+with it.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+
+from headwater_spec import DELIVERED, Outcome, Rejected, Retry
+
+RETRYABLE = frozenset({408, 425, 429})
+REASON_BODY_CHARS = 200
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def outcomes_for(status: int, body: bytes, retry_after: str | None, count: int) -> list[Outcome]:
+    if 200 <= status < 300:
+        return [DELIVERED] * count
+    snippet = body[:REASON_BODY_CHARS].decode("utf-8", "replace").strip()
+    reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+    if status in RETRYABLE or status >= 500:
+        retry: Outcome = Retry(reason=reason, retry_after=parse_retry_after(retry_after))
+        return [retry] * count
+    return [Rejected(reason=reason)] * count

@@ -1,0 +1,235 @@
+"""End to end: the published Segment Python SDK -> `headwater serve` -> the webhook
+destination -> a webhook receiver on loopback. Healthy and faulty receivers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from headwater.testing import TEST_ADMIN_TOKEN, DaemonProcess
+from headwater.testing_webhook import WebhookSink, free_port
+from headwater_spec import HttpRequest
+
+WRITE_KEY = "delivery-test-key"
+pytestmark = pytest.mark.timeout(120)
+
+
+def config(url: str, **dest: Any) -> str:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in dest.items())
+    return f"""
+[workspace]
+name = "delivery"
+
+[server]
+admin_token = "{TEST_ADMIN_TOKEN}"
+
+[sources.web]
+connector = "tracking-api"
+write_keys = ["{WRITE_KEY}"]
+
+[destinations.hook]
+connector = "webhook"
+url = "{url}/hook"
+start = "beginning"
+{extra}"""
+
+
+def send_with_sdk(daemon: DaemonProcess, count: int, users: int = 5, **props: Any) -> list[str]:
+    """Send ``count`` events through the real SDK; return their messageIds in send order."""
+    from segment.analytics import Client
+
+    logging.getLogger("segment").setLevel(logging.CRITICAL)
+    failed: list[Any] = []
+    client = Client(
+        WRITE_KEY,
+        host=daemon.url,
+        upload_size=50,
+        max_retries=2,
+        on_error=lambda error, batch: failed.append(error),
+    )
+    ids = []
+    for n in range(count):
+        user = f"user-{n % users}"
+        if n % 3 == 0:
+            ok, msg = client.identify(user_id=user, traits={"n": n})
+        else:
+            ok, msg = client.track(user_id=user, event="Step", properties={"n": n, **props})
+        assert ok
+        ids.append(msg["messageId"])
+    client.flush()
+    client.shutdown()
+    assert not failed, failed[:3]
+    return ids
+
+
+def user_order(events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """messageIds per user, first delivery of each only, in arrival order."""
+    seen: set[str] = set()
+    out: dict[str, list[str]] = {}
+    for event in events:
+        mid = event["messageId"]
+        if mid not in seen:
+            seen.add(mid)
+            out.setdefault(event["userId"], []).append(mid)
+    return out
+
+
+def expected_order(ids: list[str], count: int, users: int = 5) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for n, mid in enumerate(ids[:count]):
+        out.setdefault(f"user-{n % users}", []).append(mid)
+    return out
+
+
+def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
+    return subprocess.run(
+        [sys.executable, "-m", "headwater", *args, *location],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=daemon.workdir,
+    )
+
+
+@pytest.fixture
+def sink() -> Any:
+    with WebhookSink() as s:
+        yield s
+
+
+def test_healthy_receiver_gets_every_message_id_exactly_once(
+    headwater_daemon: Callable[..., DaemonProcess], sink: WebhookSink
+) -> None:
+    daemon = headwater_daemon(config(sink.url))
+    ids = send_with_sdk(daemon, 300)
+    sink.wait_for_events(300)
+    time.sleep(0.5)  # anything extra would arrive now
+    assert sorted(sink.delivered_ids()) == sorted(ids)
+    assert user_order(sink.delivered()) == expected_order(ids, 300)
+    request = sink.requests[0]
+    assert request.headers["content-type"] == "application/json"
+    assert "sentAt" in json.loads(request.body)
+
+
+def test_500_for_a_while_then_200_delivers_all_in_user_order(
+    headwater_daemon: Callable[..., DaemonProcess], sink: WebhookSink
+) -> None:
+    failing_until = time.time() + 2.0
+
+    def flaky(request: HttpRequest, events: list[dict[str, Any]]) -> Any:
+        return (500, b"overloaded", []) if time.time() < failing_until else None
+
+    sink.behaviour = flaky
+    daemon = headwater_daemon(config(sink.url))
+    ids = send_with_sdk(daemon, 200)
+    sink.wait_for_events(200, timeout=60)
+    assert any(r.status == 500 for r in sink.requests), "the fault was exercised"
+    assert set(sink.delivered_ids()) == set(ids)
+    assert user_order(sink.delivered()) == expected_order(ids, 200)
+
+
+def test_429_retry_after_is_honoured(
+    headwater_daemon: Callable[..., DaemonProcess], sink: WebhookSink
+) -> None:
+    """One lane, so no request was already in flight when the 429 came back."""
+    limited_at: list[float] = []
+
+    def limited(request: HttpRequest, events: list[dict[str, Any]]) -> Any:
+        if not limited_at:
+            limited_at.append(time.time())
+            return (429, b"slow down", [("Retry-After", "2")])
+        return None
+
+    sink.behaviour = limited
+    daemon = headwater_daemon(config(sink.url, concurrency=1))
+    ids = send_with_sdk(daemon, 60)
+    sink.wait_for_events(60, timeout=60)
+    later = [r.at for r in sink.requests[1:]]
+    assert later and min(later) - limited_at[0] >= 1.95
+    assert sorted(sink.delivered_ids()) == sorted(ids)
+
+
+def test_400_dead_letters_the_bad_events_and_delivers_the_rest_then_redrive(
+    headwater_daemon: Callable[..., DaemonProcess], sink: WebhookSink
+) -> None:
+    fixed = False
+
+    def picky(request: HttpRequest, events: list[dict[str, Any]]) -> Any:
+        bad = [e for e in events if e.get("properties", {}).get("n", 0) % 25 == 1]
+        if bad and not fixed:
+            return (400, b'{"error":"n must not be 1 mod 25"}', [])
+        return None
+
+    sink.behaviour = picky
+    daemon = headwater_daemon(config(sink.url))
+    ids = send_with_sdk(daemon, 100)
+    bad_ids = {ids[n] for n in range(100) if n % 3 and n % 25 == 1}
+    good_ids = set(ids) - bad_ids
+    sink.wait_for_events(len(good_ids), timeout=60)
+
+    deadline = time.monotonic() + 30
+    while True:
+        listed = cli(daemon, "dlq", "list", "hook", "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        letters = json.loads(listed.stdout)["dead_letters"]
+        if len(letters) == len(bad_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {d["event"]["messageId"] for d in letters} == bad_ids
+    assert {d["reason"] for d in letters} == {'HTTP 400: {"error":"n must not be 1 mod 25"}'}
+    assert all(d["attempts"] == 1 and d["destination"] == "hook" for d in letters)
+    assert set(sink.delivered_ids()) == good_ids
+
+    fixed = True
+    redrive = cli(daemon, "dlq", "redrive", "hook")
+    assert redrive.returncode == 0, redrive.stderr
+    sink.wait_for_events(100, timeout=30)
+    assert sorted(sink.delivered_ids()) == sorted(ids)
+    listed = cli(daemon, "dlq", "list", "hook", "--format", "json")
+    assert json.loads(listed.stdout)["dead_letters"] == []
+
+    with daemon.client() as client:
+        status = client.get("/admin/destinations/hook", headers=daemon.admin_headers()).json()
+    assert status["dead_lettered"] == len(bad_ids) and status["redriven"] == len(bad_ids)
+    assert status["delivered"] == 100 and status["dead_letters"] == 0
+
+
+def test_receiver_down_through_a_daemon_restart(
+    headwater_daemon: Callable[..., DaemonProcess],
+) -> None:
+    port = free_port()
+    daemon = headwater_daemon(config(f"http://127.0.0.1:{port}"))
+    ids = send_with_sdk(daemon, 120)
+    time.sleep(1.0)  # some attempts fail against the closed port
+    daemon.kill9()
+    with WebhookSink(port) as sink:
+        daemon.start()
+        sink.wait_for_events(120, timeout=60)
+        time.sleep(0.3)
+        assert set(sink.delivered_ids()) == set(ids)
+        assert user_order(sink.delivered()) == expected_order(ids, 120)
+        with daemon.client() as client:
+            listing = client.get("/admin/destinations", headers=daemon.admin_headers())
+        (hook,) = listing.json()["destinations"]
+        assert hook["id"] == "hook" and hook["state"] in ("running", "backing_off")
+
+
+def test_admin_api_needs_the_token(
+    headwater_daemon: Callable[..., DaemonProcess], sink: WebhookSink
+) -> None:
+    daemon = headwater_daemon(config(sink.url))
+    with daemon.client() as client:
+        assert client.get("/admin/destinations").status_code == 401
+        missing = client.get("/admin/destinations/nope", headers=daemon.admin_headers())
+    assert missing.status_code == 404
+    assert "hook" in missing.json()["message"]
+    assert httpx.get(f"{daemon.url}/metrics").text.count("headwater_destination_") > 0
