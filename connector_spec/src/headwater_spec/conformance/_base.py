@@ -51,6 +51,10 @@ class ConnectorConformance:
     one step may take before the suite calls it hung).
     """
 
+    AUTHOR_METHODS: ClassVar[tuple[str, ...]] = ("config",)
+    """The methods an author overrides (the attributes are the ClassVars); documented in
+    docs/connectors.md, which a test keeps complete."""
+
     connector: ClassVar[type[Connector]]
     region: ClassVar[str | None] = None
     not_secret: ClassVar[Iterable[str]] = ()

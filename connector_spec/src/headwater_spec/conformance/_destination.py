@@ -51,6 +51,8 @@ class DestinationConformance(ConnectorConformance):
     service documents one).
     """
 
+    AUTHOR_METHODS = ("config", "server_config", "ok_reply", "error_reply", "broken_config")
+
     connector: ClassVar[type[Connector]]
     talks_http: ClassVar[bool] = True
     sends_message_id: ClassVar[bool] = True

@@ -36,6 +36,8 @@ class SourceConformance(ConnectorConformance):
     catch extra ones (duplicates).
     """
 
+    AUTHOR_METHODS = ("config", "produce", "push_requests")
+
     connector: ClassVar[type[Connector]]
     settle: ClassVar[float] = 0.5
 
