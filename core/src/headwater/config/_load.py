@@ -108,7 +108,7 @@ def config_from_dict(
             path=name,
         )
     try:
-        expanded = {
+        expanded: dict[str, Any] = {
             key: expand(data[key], key, environ, missing)
             for key in ("workspace", "server", "log")
             if key in data
