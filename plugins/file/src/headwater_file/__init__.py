@@ -1,4 +1,11 @@
-"""The `file` destination: JSON Lines, one event per line."""
+"""The `file` destination: JSON Lines, one event per line.
+
+Each batch is appended with one write and fsynced (unless ``fsync = false``) before its
+events are reported delivered; a write that fails is a Retry for the whole batch, so the
+router tries again later instead of dropping events. Relative paths are taken from the data
+dir. Nothing de-duplicates: a batch retried after a crash between the write and the cursor
+move appears twice, which readers can undo on ``messageId``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import msgspec
 
 from headwater_spec import (
     DELIVERED,
+    CheckResult,
     ConnectorContext,
     ConnectorSpec,
     Destination,
@@ -43,6 +51,14 @@ class FileDestination(Destination):
         except OSError as exc:
             return [Retry(reason=f"cannot write {self.path}: {exc.strerror}")] * len(batch)
         return [DELIVERED] * len(batch)
+
+    async def check(self) -> CheckResult:
+        """Can the file be opened for appending (its folder created if missing)?"""
+        try:
+            await asyncio.to_thread(self._append, b"")
+        except OSError as exc:
+            return CheckResult(ok=False, message=f"cannot append to {self.path}: {exc.strerror}")
+        return CheckResult(ok=True, message=f"{self.path} is writable")
 
     def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
