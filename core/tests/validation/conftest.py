@@ -8,7 +8,7 @@ loading to it and headwater-file with HEADWATER_PLUGINS, as an operator would.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +42,14 @@ SECRETS = (
 
 
 def _module() -> object:
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    return importlib.import_module(MODULE)
+    """The test connectors' module, imported once without touching sys.path."""
+    if MODULE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(MODULE, HERE / f"{MODULE}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[MODULE] = module
+        spec.loader.exec_module(module)
+    return sys.modules[MODULE]
 
 
 @pytest.fixture(scope="session")

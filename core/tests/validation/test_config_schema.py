@@ -104,3 +104,29 @@ def test_schema_accepts_env_references_for_secrets_only(registry: ConnectorRegis
         "destinations": {"a": {"connector": "saas", "api_key": "${K}", "retries": "${R}"}},
     }
     assert list(validator.iter_errors(not_secret))
+
+
+def test_connector_schemas_with_their_own_defs_keep_working() -> None:
+    from headwater_spec import ConnectorSpec
+
+    spec = ConnectorSpec.from_dict(
+        {
+            "name": "with-defs",
+            "version": "1",
+            "direction": "out",
+            "regions": {"us": {}},
+            "config": {
+                "type": "object",
+                "additionalProperties": False,
+                "$defs": {"port": {"type": "integer", "minimum": 1}},
+                "properties": {"port": {"$ref": "#/$defs/port"}},
+            },
+        }
+    )
+    validator = jsonschema.Draft202012Validator(config_file_schema([spec]))
+    base = {"sources": {}, "destinations": {"d": {"connector": "with-defs", "region": "us"}}}
+    assert not list(validator.iter_errors(base))
+    base["destinations"]["d"]["port"] = 0
+    assert [e.validator for e in validator.iter_errors(base)] == ["minimum"]
+    base["destinations"]["d"].update(port=1, region="eu")
+    assert [e.validator for e in validator.iter_errors(base)] == ["enum"]

@@ -17,6 +17,9 @@ from headwater.cli import cli
 from headwater.plugins import ConnectorRegistry
 from headwater.validation import render_text, validate_file
 
+CHECK_TIMEOUT = 3.0
+"""Long enough for a loaded 2-core machine to make four loopback requests; the slow
+endpoint answers after 10 s."""
 GOOD_KEY = "sk_good_key_0123456789"
 WRONG_KEY = "sk_wrong_key_9876543210"
 
@@ -27,7 +30,7 @@ class _Service(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.startswith("/slow/"):
-            time.sleep(3)
+            time.sleep(10)
         if self.path.startswith("/broken/"):
             status = 500
         elif self.headers.get("Authorization") == f"Bearer {GOOD_KEY}":
@@ -110,7 +113,11 @@ def test_check_reports_each_connector_and_never_a_secret(
     registry: ConnectorRegistry, service: str, tmp_path: Path
 ) -> None:
     report = validate_file(
-        _config(tmp_path, service), registry=registry, environ=ENV, check=True, check_timeout=0.5
+        _config(tmp_path, service),
+        registry=registry,
+        environ=ENV,
+        check=True,
+        check_timeout=CHECK_TIMEOUT,
     )
     checks = {row.id: row.check for row in report.connectors}
     assert checks == {
@@ -151,10 +158,16 @@ def test_without_check_nothing_is_contacted(
 def test_cli_check_flag_and_timeout(service: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["validate", str(_config(tmp_path, service)), "--check", "--check-timeout", "0.5"],
+        [
+            "validate",
+            str(_config(tmp_path, service)),
+            "--check",
+            "--check-timeout",
+            str(CHECK_TIMEOUT),
+        ],
         env=ENV,
     )
     assert result.exit_code == 1
     assert "CHECK" in result.stdout and "timeout" in result.stdout
-    assert "HW071" in result.stdout and "took longer than 0.5s" in result.stdout
+    assert "HW071" in result.stdout and "took longer than 3s" in result.stdout
     assert GOOD_KEY not in result.output and WRONG_KEY not in result.output

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from headwater.cli import cli
 from headwater.config import default_config_text
-from headwater.plugins import ConnectorRegistry, load_plugins
+from headwater.plugins import ConnectorRegistry, PluginFailure, load_plugins
 from headwater.validation import Problem, Report, render_text, validate_file, validate_text
 
 from .conftest import DATA, ENV, HERE, PLUGINS
@@ -185,3 +185,14 @@ def test_real_command_exit_codes_and_json(installed_test_plugins: Path) -> None:
     )
     assert bad.returncode == 1, bad.stderr
     assert [p["code"] for p in json.loads(bad.stdout)["errors"]] == ["HW052"]
+
+
+def test_a_connector_whose_plugin_failed_says_why(registry: ConnectorRegistry) -> None:
+    broken = load_plugins(only={"headwater-file"})
+    broken.failures.append(
+        PluginFailure("mixpanel", "headwater-mixpanel", "plugin 'mixpanel' failed to import: X")
+    )
+    for name, loaded in registry.connectors.items():
+        broken.connectors.setdefault(name, loaded)
+    problem = _only(_validate(broken, "connector_not_installed.toml"), "HW021")
+    assert "installed but failed to load: plugin 'mixpanel' failed to import: X" in problem.message

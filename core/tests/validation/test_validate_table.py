@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from headwater.cli import cli
+from headwater.config import check_connector_options, load_config
+from headwater.plugins import ConnectorRegistry
 
 from .conftest import DATA, ENV, SECRETS
 
@@ -151,3 +153,12 @@ def test_every_problem_code_of_the_catalogue_is_exercised_by_the_table() -> None
     seen = {code for case in CASES for code in (*case[3], *case[4])}
     # HW070/HW071 need a live service: test_validate_check.py covers them.
     assert set(CODES) - seen == {"HW070", "HW071"}
+
+
+@pytest.mark.parametrize(
+    "name", sorted({c[0] for c in CASES if c[2] == 0 and not c[1]}), ids=lambda n: n
+)
+def test_a_valid_config_is_one_the_daemon_loads(name: str, registry: ConnectorRegistry) -> None:
+    """validate must never pass a config the loader would refuse."""
+    config = load_config(DATA / name, environ=ENV)
+    check_connector_options(config, {c.name: c.spec.config for c in registry})

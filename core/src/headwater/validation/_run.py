@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 import msgspec
 
+from ..config import FRAMEWORK_KEYS
 from ..config._model import Kind
 from ..plugins import ConnectorRegistry, LoadedConnector
 from ._paths import Path
@@ -35,13 +36,9 @@ class Instance(msgspec.Struct, kw_only=True):
         return (self.section, self.id)
 
     def framework(self) -> dict[str, Any]:
-        from ..config import FRAMEWORK_KEYS
-
         return {k: v for k, v in self.resolved.items() if k in FRAMEWORK_KEYS}
 
     def options(self) -> dict[str, Any]:
-        from ..config import FRAMEWORK_KEYS
-
         return {k: v for k, v in self.resolved.items() if k not in FRAMEWORK_KEYS}
 
 

@@ -96,7 +96,12 @@ _SECTION_DOCS: dict[str, dict[str, dict[str, Any]]] = {
         "max_size": {"description": "Largest size of the LMDB map, in bytes.", "minimum": 1},
         "servers": {"description": "NATS server URLs (jetstream)."},
         "stream": {"description": "JetStream stream name.", "minLength": 1},
-        "replicas": {"description": "JetStream replicas.", "minimum": 1},
+        "replicas": {"description": "JetStream replicas.", "minimum": 1, "maximum": 5},
+        "partitions": {
+            "description": "JetStream partition subjects per stream.",
+            "minimum": 1,
+            "maximum": 4096,
+        },
         "credentials": {"description": "NATS credentials file (jetstream)."},
         "tls": {"description": "Connect to NATS over TLS."},
     },
@@ -145,7 +150,8 @@ def section_schema(name: str, specs: Iterable[ConnectorSpec]) -> dict[str, Any]:
     """The schema of `[workspace]`, `[server]` or `[log]`."""
     body = _struct_schema(SECTIONS[name])
     for key, extra in _SECTION_DOCS[name].items():
-        body["properties"][key].update(extra)
+        if key in body["properties"]:
+            body["properties"][key].update(extra)
     if name == "workspace":
         body["properties"]["region"]["enum"] = workspace_regions(specs)
     if name == "log":

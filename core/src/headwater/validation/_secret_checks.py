@@ -25,9 +25,12 @@ def _one(run: Run, path: Path, raw: object) -> None:
     run.redactor.add_field(raw, run.environ)
     if is_literal(raw):
         variable = "_".join(str(p).upper().replace("-", "_") for p in path[-2:])
+        example = f'"${{{variable}}}"'
+        if isinstance(raw, list):
+            example = f"[{example}]"
         run.problems.add(
             "HW040",
             path,
             f"`{format_path(path)}` is a secret written into the file; reference an "
-            f'environment variable instead, e.g. `{path[-1]} = "${{{variable}}}"`',
+            f"environment variable instead, e.g. `{path[-1]} = {example}`",
         )

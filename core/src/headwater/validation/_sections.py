@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ._paths import format_path
 from ._regions import workspace_regions
 from ._rules import Failure, failure_message, failure_path
@@ -56,7 +58,10 @@ def _check_table(run: Run, name: str, table: dict[str, Any]) -> None:
                 f"unknown key `{key}` in [{name}]{did_you_mean(key, known)}; the keys are "
                 f"{', '.join(known)}",
             )
-    for error in run.schema_failures(schema, table):
+    failures = run.schema_failures(schema, table)
+    if not failures:
+        _check_struct(run, name, table)
+    for error in failures:
         secret = (name, *list(error.absolute_path)[:1]) in FRAMEWORK_SECRETS
         failure = Failure(error, secret=secret)
         if failure.keyword == "additionalProperties" and not failure.path:
@@ -81,3 +86,17 @@ def _check_table(run: Run, name: str, table: dict[str, Any]) -> None:
             rule=failure.rule,
             value=failure.value,
         )
+
+
+def _check_struct(run: Run, name: str, table: dict[str, Any]) -> None:
+    """Build the section's Struct as the loader does, for the rules only its code knows
+    (e.g. `[log]` JetStream checks); the schema found nothing, so this is what remains."""
+    if any(run.depends_on_unset((name, key)) for key in table):
+        return
+    try:
+        msgspec.convert(table, SECTIONS[name])
+    except msgspec.ValidationError as exc:
+        text, _, where = str(exc).rpartition(" - at `")
+        field = where.rstrip("`").removeprefix("$").lstrip(".") if text else ""
+        path = (name, field) if field else (name,)
+        run.problems.add("HW012", path, f"[{name}]: {text or exc}")

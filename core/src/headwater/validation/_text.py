@@ -10,10 +10,13 @@ _POLICY = {"strict": "error", "warn": "warning", "off": "allowed"}
 def render_text(report: Report) -> str:
     lines: list[str] = []
     where = report.file or "embedded default config"
-    lines.append(
-        f"config: {where}   workspace region: {report.region or 'unknown'}   "
-        f"residency: {report.residency or 'unknown'}"
-    )
+    if report.residency is None:
+        lines.append(f"config: {where}")
+    else:
+        lines.append(
+            f"config: {where}   workspace region: {report.region or 'unknown'}   "
+            f"residency: {report.residency}"
+        )
     if report.connectors:
         lines.append("")
         lines.extend(_table(report))
