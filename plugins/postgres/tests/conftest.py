@@ -6,9 +6,14 @@ afterwards, so tests can run in parallel against the one shared server.
 
 from __future__ import annotations
 
-import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,61 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from headwater_spec import Event
-
-
-class HostContext:
-    """The ConnectorContext a daemon would give an instance, minus the daemon."""
-
-    def __init__(self, instance_id: str = "test", data_dir: Path | None = None) -> None:
-        self.instance_id = instance_id
-        self.region = "eu"
-        self.endpoint: str | None = None
-        self.data_dir = data_dir or Path(".")
-        self.logger = logging.getLogger(f"headwater.test.{instance_id}")
-
-
-class SourceCrash(Exception):
-    """Stands for the process dying: raised by MemorySourceContext when told to."""
-
-
-class MemorySourceContext(HostContext):
-    """A SourceContext keeping the log and checkpoint in memory.
-
-    ``emit_and_checkpoint`` appends events and moves the checkpoint together, as the real
-    log does in one transaction; ``crash_after`` makes the n-th call raise *before* writing,
-    as if the process died between two commits.
-    """
-
-    def __init__(self, instance_id: str = "test", *, crash_after: int | None = None) -> None:
-        super().__init__(instance_id)
-        self.events: list[Event] = []
-        self.checkpoint: bytes | None = None
-        self.commits = 0
-        self.crash_after = crash_after
-
-    def _maybe_crash(self) -> None:
-        if self.crash_after is not None and self.commits >= self.crash_after:
-            raise SourceCrash(f"crash after {self.commits} commits")
-
-    async def emit(self, events: Sequence[Event]) -> None:
-        self._maybe_crash()
-        self.events.extend(events)
-        self.commits += 1
-
-    async def load_checkpoint(self) -> bytes | None:
-        return self.checkpoint
-
-    async def save_checkpoint(self, value: bytes) -> None:
-        self._maybe_crash()
-        self.checkpoint = value
-        self.commits += 1
-
-    async def emit_and_checkpoint(self, events: Sequence[Event], value: bytes) -> None:
-        self._maybe_crash()
-        self.events.extend(events)
-        self.checkpoint = value
-        self.commits += 1
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture
@@ -92,3 +43,82 @@ def pg(postgres_dsn: str, pg_schema: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
         yield conn
+
+
+REQUIRE_SERVICES = os.environ.get("HEADWATER_REQUIRE_SERVICES") == "1"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def password_postgres() -> Iterator[str]:
+    """A private PostgreSQL server that checks passwords (scram-sha-256), for the tests of a
+    wrong password: the shared server trusts every local connection, so it cannot refuse one.
+
+    Yields a dsn without password for user ``hw`` (password ``right-pass``). Skips when the
+    server binaries or a user to run them as are missing (fails under
+    HEADWATER_REQUIRE_SERVICES=1).
+    """
+    initdb = PG_BIN / "initdb"
+    as_root = os.geteuid() == 0
+    runas = ["runuser", "-u", "postgres", "--"] if as_root and shutil.which("runuser") else []
+    if not initdb.exists() or (as_root and not runas):
+        message = f"cannot start a private PostgreSQL server ({initdb} or runuser missing)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    # Outside pytest's tmp dir: the server runs as `postgres`, which cannot enter root's.
+    root = Path(tempfile.mkdtemp(prefix="hw-pgpass-"))
+    if as_root:
+        shutil.chown(root, user="postgres")
+    root.chmod(0o755)
+    pwfile = root / "pw"
+    pwfile.write_text("right-pass\n")
+    pwfile.chmod(0o644)
+    data = root / "data"
+    port = _free_port()
+    pg_ctl = str(PG_BIN / "pg_ctl")
+    try:
+        subprocess.run(
+            [
+                *runas,
+                str(initdb),
+                "-D",
+                str(data),
+                "-A",
+                "scram-sha-256",
+                "-U",
+                "hw",
+                f"--pwfile={pwfile}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [
+                *runas,
+                pg_ctl,
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "start",
+                "-l",
+                str(root / "server.log"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://hw@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*runas, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)

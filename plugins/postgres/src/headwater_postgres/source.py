@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 from headwater_spec import CheckResult, ConnectorContext, ConnectorSpec, Source, SourceContext
 
@@ -35,7 +35,7 @@ from ._connection import (
 )
 from ._row_events import RowMapper
 from ._source_config import source_config
-from ._source_sql import incremental_query, probe_query
+from ._source_sql import base_query, incremental_query, probe_query
 
 CURSOR_NAME = "headwater_source"
 
@@ -67,10 +67,12 @@ class PostgresSource(Source):
         except PostgresError as exc:
             return CheckResult(ok=False, message=str(exc))
         try:
-            columns = await self._probe(conn)
-            RowMapper(self.options, columns, instance_id=self.context.instance_id)
+            await self._prepare(conn)
+            columns = await self._columns(conn)
         except PostgresError as exc:
             return CheckResult(ok=False, message=str(exc))
+        except psycopg.Error as exc:
+            return CheckResult(ok=False, message=self._failure(exc, conn))
         finally:
             await conn.close()
         what = self.options.query_key
@@ -92,21 +94,31 @@ class PostgresSource(Source):
     async def read_pass(
         self, ctx: SourceContext, checkpoint: Checkpoint | None
     ) -> Checkpoint | None:
-        """Read every row after ``checkpoint``; return the checkpoint of the last one."""
+        """Read every row after ``checkpoint``; return the checkpoint of the last one.
+
+        Each pass first runs the query with LIMIT 0 to check the mapped columns are there,
+        so a column renamed since the last pass is reported by its config key.
+        """
         conn = await self._connection()
         try:
+            await self._columns(conn)
             return await self._read(conn, ctx, checkpoint)
-        except psycopg.Error as exc:
+        except PostgresError:
             await self.close()
-            if is_connection_lost(exc):
-                raise PostgresError(
-                    f"{self.who}: lost the connection to {self.settings.target}: "
-                    f"{self.settings.scrub(str(exc)).strip()}"
-                ) from None
-            raise PostgresError(
-                f"{self.who}: reading the {self.options.query_key} failed: "
-                + query_error_message(exc, self.settings, self.options.query_key)
-            ) from None
+            raise
+        except psycopg.Error as exc:
+            message = self._failure(exc, conn)
+            await self.close()
+            raise PostgresError(message) from None
+
+    def _failure(self, exc: psycopg.Error, conn: psycopg.AsyncConnection[Any]) -> str:
+        if is_connection_lost(exc) or conn.broken:
+            return (
+                f"{self.who}: lost the connection to {self.settings.target}: "
+                f"{self.settings.scrub(str(exc)).strip()}"
+            )
+        key = self.options.query_key
+        return f"{self.who}: the {key} failed: {query_error_message(exc, self.settings, key)}"
 
     async def _read(
         self,
@@ -152,20 +164,42 @@ class PostgresSource(Source):
             )
         return checkpoint
 
-    async def _probe(self, conn: psycopg.AsyncConnection[Any]) -> list[str]:
-        key = self.options.query_key
+    async def _columns(self, conn: psycopg.AsyncConnection[Any]) -> list[str]:
+        """The query's columns (from a LIMIT 0 run), checked against the mapping.
+
+        PostgresError names the config key at fault; a lost connection is left to the caller.
+        """
         try:
-            await self._prepare(conn)
             cur = await conn.execute(probe_query(self.options), {})
+            assert cur.description is not None
+            columns = [d.name for d in cur.description]
         except psycopg.Error as exc:
-            raise PostgresError(
-                f"{self.who}: the {key} failed: {query_error_message(exc, self.settings, key)}"
-            ) from None
+            if conn.broken or conn.closed:
+                raise
+            await conn.rollback()
+            if isinstance(exc, errors.SyntaxError) and self.options.query is not None:
+                exc = await self._unwrapped_error(conn) or exc
+            raise PostgresError(self._failure(exc, conn)) from None
+        await conn.rollback()
+        try:
+            RowMapper(self.options, columns, instance_id=self.context.instance_id)
+        except PostgresError as exc:
+            raise PostgresError(f"{self.who}: {exc}") from None
+        return columns
+
+    async def _unwrapped_error(self, conn: psycopg.AsyncConnection[Any]) -> psycopg.Error | None:
+        """The syntax error of the query as the user wrote it (not wrapped in a subquery, which
+        moves the point PostgreSQL reports), found by preparing it alone."""
+        try:
+            await conn.execute(
+                sql.SQL("PREPARE hw_probe AS {}").format(base_query(self.options)), {}
+            )
+            await conn.execute("DEALLOCATE hw_probe")
+        except psycopg.Error as exc:
+            return exc
         finally:
-            if not conn.closed:
-                await conn.rollback()
-        assert cur.description is not None
-        return [d.name for d in cur.description]
+            await conn.rollback()
+        return None
 
     async def _prepare(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Read-only sessions (a query cannot change the data), searching ``schema``."""
