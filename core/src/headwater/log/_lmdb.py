@@ -20,20 +20,20 @@ process wrote last.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import msgspec
 
+from ._clock import iso_us as iso_us  # re-exported: older imports name this module
+from ._clock import now_us as now_us
+from ._disk import free_bytes, is_disk_full
 from ._errors import LogClosedError, LogError, LogFullError
 from ._records import (
     AppendResult,
@@ -61,17 +61,6 @@ _RECORD_PREFIX = b"\x94\xcf"
 _record_decoder = msgspec.msgpack.Decoder(LogRecord)
 _header_decoder = msgspec.msgpack.Decoder(RecordHeader)
 _rejected_decoder = msgspec.msgpack.Decoder(RejectedItem)
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def iso_us(us: int) -> str:
-    """ISO 8601 UTC with microseconds; integer arithmetic so no float rounding creeps in."""
-    seconds, micros = divmod(us, 1_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 SideOp = tuple[bytes, bytes, bytes | None]
@@ -583,9 +572,9 @@ class LmdbLog:
                 except lmdb.MapResizedError:
                     self._resize(0)  # another process grew the map; adopt its size
                 except lmdb.Error as exc:
-                    if _is_disk_full(exc, self.path):
+                    if is_disk_full(exc, self.path):
                         raise LogFullError(
-                            f"the disk holding {self.path} is full ({_free_bytes(self.path)} "
+                            f"the disk holding {self.path} is full ({free_bytes(self.path)} "
                             "bytes free); nothing of this append was written. Free space or "
                             "move the data dir, then retry"
                         ) from None
@@ -648,33 +637,3 @@ class LmdbLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-DISK_FULL_SLACK = 8 << 20
-"""Free bytes under which a short write (EIO) is taken for a full disk."""
-
-
-def _is_disk_full(exc: lmdb.Error, path: Path) -> bool:
-    """Whether a failed write was the disk (or quota) running out.
-
-    LMDB reports ENOSPC only when a write fails outright; a write cut short by the end of
-    the free space comes back as EIO. An EIO on a filesystem left with (almost) no free
-    space is therefore a full disk too."""
-    text = str(exc)
-    if "No space left" in text or "Disk quota" in text or "MDB_MAP_FULL" in text:
-        return True
-    code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    if code == errno.EIO or "Input/output error" in text:
-        return _free_bytes(path) < DISK_FULL_SLACK
-    return False
-
-
-def _free_bytes(path: Path) -> int:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return 1 << 62
-    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use reserved blocks
-    return blocks * st.f_frsize
