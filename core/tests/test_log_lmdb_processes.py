@@ -128,3 +128,35 @@ def test_two_processes_appending_share_one_gap_free_sequence(tmp_path: Path) -> 
         assert [r.source for r in records] == ["mine"] * 2 + (["other"] * 3 + ["mine"] * 2) * 2
         times = [r.received_at for r in records]
         assert times == sorted(times)
+
+
+GROWER = textwrap.dedent(
+    """
+    import sys
+    from headwater.log import LmdbLog
+    with LmdbLog(sys.argv[1], map_size=64 * 1024) as log:
+        for _ in range(50):
+            blob = {"type": "identify", "userId": "u", "traits": {"x": "y" * 2000}}
+            log.append_sync("grower", [blob] * 10)
+        print(log.env.info()["map_size"])
+    """
+)
+
+
+def test_a_reader_keeps_reading_after_another_process_grew_the_map(tmp_path: Path) -> None:
+    with LmdbLog(tmp_path, map_size=64 * 1024) as writer:
+        writer.append_sync("first", [{"type": "identify", "userId": "u"}])
+    with LmdbLog(tmp_path, readonly=True, map_size=64 * 1024) as reader:
+        assert reader.stats().events == 1
+        out = subprocess.run(
+            [sys.executable, "-c", GROWER, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        grown = int(out.stdout)
+        assert grown > 64 * 1024
+        assert reader.stats().events == 501  # adopts the larger map instead of failing
+        assert reader.env.info()["map_size"] == grown
+        assert sum(1 for _ in reader.scan()) == 501
