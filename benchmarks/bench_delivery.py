@@ -1,0 +1,239 @@
+"""Delivery throughput and latency: the router from the log to destinations, beside the
+raw limit measured in the same run.
+
+What is measured (one log of ``EVENTS`` Segment-like track events from ``USERS`` users,
+every router commit fsynced):
+
+- **raw limit**: scan the log, decode each msgpack record, encode each event as JSON; no
+  network, no batching, no state. The floor cost of the work itself.
+- **hand-written webhook loop**: the obvious alternative: the same scan, then one httpx
+  POST of 100 events at a time, waiting for each answer; no cursor, retries or order.
+- **router -> webhook**: a DestinationLoop with the webhook destination (4 lanes, batches
+  of 100) to a sink that answers 200 at once, running in a process of its own
+  (``python -m headwater.testing_webhook``) so it does not share this process's GIL.
+- **router -> file**: the same loop with the JSON Lines file destination (fsync per batch).
+- **latency**: events appended live (``await log.append``, 100 per call, paced) at half
+  the router -> webhook rate; per event, the time from the append returning (the moment
+  an ingest request would be answered 2xx) to the sink receiving it: p50 and p99.
+
+Printed: events/s and the ratio to the raw limit; latency percentiles.
+
+Run: ``uv run python benchmarks/bench_delivery.py`` (``BENCH_EVENTS``, ``BENCH_SECONDS``
+for the latency phase, ``BENCH_DIR``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from headwater.log import LmdbLog, LogRecord
+from headwater.router import BatchLimits, DeliverySettings, DestinationLoop, InstanceContext
+from headwater.testing_webhook import free_port
+from headwater_file import FileDestination
+from headwater_webhook import WebhookDestination
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
+LATENCY_SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+USERS = 200
+BATCH = 100
+
+
+def event(n: int) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": f"user-{n % USERS}",
+        "messageId": f"bench-{n}",
+        "timestamp": "2024-05-01T12:00:00.000Z",
+        "receivedAt": "2024-05-01T12:00:00.120Z",
+        "properties": {"order_id": f"o-{n}", "revenue": 12.5, "currency": "EUR", "n": n},
+        "context": {"library": {"name": "analytics-python", "version": "2.3.2"}},
+    }
+
+
+def fill(log: LmdbLog, count: int, start: int = 0) -> None:
+    for first in range(start, start + count, 1000):
+        log.append_sync("web", [event(n) for n in range(first, min(first + 1000, start + count))])
+
+
+def raw_limit(log: LmdbLog) -> float:
+    decode = msgspec.msgpack.Decoder(LogRecord).decode
+    encode = msgspec.json.Encoder().encode
+    started = time.perf_counter()
+    n = 0
+    for _seq, raw in log.scan_raw(1):
+        encode(decode(raw).event)
+        n += 1
+    return n / (time.perf_counter() - started)
+
+
+def hand_written(log: LmdbLog, url: str) -> float:
+    decode = msgspec.msgpack.Decoder(LogRecord).decode
+    encode = msgspec.json.Encoder().encode
+    started = time.perf_counter()
+    n = 0
+    with httpx.Client(timeout=10) as client:
+        batch: list[dict[str, Any]] = []
+        for _seq, raw in log.scan_raw(1):
+            batch.append(decode(raw).event)
+            if len(batch) == BATCH:
+                client.post(url, content=encode({"batch": batch})).raise_for_status()
+                n += len(batch)
+                batch = []
+        if batch:
+            client.post(url, content=encode({"batch": batch})).raise_for_status()
+            n += len(batch)
+    return n / (time.perf_counter() - started)
+
+
+def settings(start: str = "beginning", batch: int = BATCH) -> DeliverySettings:
+    return DeliverySettings(
+        limits=BatchLimits(max_count=batch, max_bytes=512_000, linger=0.005),
+        concurrency=4,
+        start=start,
+        poll_interval=0.2,
+    )
+
+
+async def deliver_all(log: LmdbLog, loop: DestinationLoop) -> float:
+    last = log.last_seq()
+    started = time.perf_counter()
+    await loop.start()
+    try:
+        while loop.state is None or loop.state.cursor <= last:
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    finally:
+        await loop.stop()
+    return last / elapsed
+
+
+class Sink:
+    """The webhook sink in its own process."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.port = free_port()
+        self.out = workdir / f"{name}.json"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "headwater.testing_webhook", "--port", str(self.port),
+             "--out", str(self.out)],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()  # the URL, once listening
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.terminate()
+        self.proc.wait(30)
+        result: dict[str, Any] = json.loads(self.out.read_text())
+        return result
+
+
+def context(workdir: Path, name: str) -> InstanceContext:
+    return InstanceContext(name, "us", workdir)
+
+
+async def latency(log: LmdbLog, workdir: Path, rate: float) -> tuple[float, float, int]:
+    sink = Sink(workdir, "latency")
+    dest = WebhookDestination({"url": sink.url}, context(workdir, "lat"))
+    loop = DestinationLoop(log, "lat", dest, settings=settings(start="now"))
+    acked: dict[str, float] = {}
+    await loop.start()
+    remove = log.add_commit_listener(loop.notify)
+    try:
+        per_call = 100
+        interval = per_call / rate
+        n = 10_000_000
+        started = time.perf_counter()
+        calls = 0
+        while time.perf_counter() - started < LATENCY_SECONDS:
+            batch = [event(n + i) for i in range(per_call)]
+            await log.append("web", batch)
+            now = time.time()
+            for ev in batch:
+                acked[ev["messageId"]] = now
+            n += per_call
+            calls += 1
+            delay = started + calls * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        last = log.last_seq()
+        deadline = time.monotonic() + 30
+        while loop.state is not None and loop.state.cursor <= last:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        remove()
+        await loop.stop()
+    result = sink.stop()
+    delays = sorted(at - acked[mid] for mid, at in result["arrivals"] if mid in acked)
+    if not delays:
+        return 0.0, 0.0, 0
+    p50 = statistics.median(delays)
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    return p50 * 1000, p99 * 1000, len(delays)
+
+
+async def main_async(workdir: Path) -> None:
+    log = LmdbLog(workdir / "data")
+    fill(log, EVENTS)
+    raw = raw_limit(log)
+
+    sink = Sink(workdir, "naive")
+    naive = hand_written(log, sink.url)
+    sink.stop()
+
+    sink = Sink(workdir, "router")
+    dest = WebhookDestination({"url": sink.url}, context(workdir, "hook"))
+    webhook_rate = await deliver_all(log, DestinationLoop(log, "hook", dest, settings=settings()))
+    got = sink.stop()
+    assert got["events"] >= EVENTS, f"the sink got {got['events']} of {EVENTS}"
+
+    file_dest = FileDestination({"path": str(workdir / "out.jsonl")}, context(workdir, "file"))
+    file_rate = await deliver_all(
+        log, DestinationLoop(log, "file", file_dest, settings=settings(batch=1000))
+    )
+
+    p50, p99, measured = await latency(log, workdir, webhook_rate / 2)
+    log.close()
+
+    print(f"delivery of {EVENTS} events ({USERS} users), 2-core figures, same run:")
+    print(f"  raw limit (scan + msgpack decode + JSON encode)  {raw:>10,.0f} events/s   1.00")
+    print(f"  hand-written webhook loop (httpx, sequential)    {naive:>10,.0f} events/s   "
+          f"{naive / raw:.2f}")  # fmt: skip
+    print(f"  router -> webhook sink (200 at once)             {webhook_rate:>10,.0f} events/s   "
+          f"{webhook_rate / raw:.2f}")  # fmt: skip
+    print(f"  router -> file (JSON Lines, fsync per batch)     {file_rate:>10,.0f} events/s   "
+          f"{file_rate / raw:.2f}")  # fmt: skip
+    print(f"  router vs hand-written webhook loop              {webhook_rate / naive:>10.2f}x")
+    print(f"latency, ingest ack -> webhook sink, at {webhook_rate / 2:,.0f} events/s "
+          f"(half the router's max), {measured} events:")  # fmt: skip
+    print(f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms")
+
+
+def main() -> None:
+    base = os.environ.get("BENCH_DIR")
+    workdir = Path(tempfile.mkdtemp(prefix="hw-bench-delivery-", dir=base))
+    try:
+        asyncio.run(main_async(workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
