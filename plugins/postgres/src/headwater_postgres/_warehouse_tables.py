@@ -7,7 +7,9 @@ the catalog inside the lock: two loaders (two lanes, two daemons) adding the sam
 once do not trip over each other, and each ends up with the catalog's truth.
 
 PostgreSQL allows 1,600 columns per table. When a table is full, keys that have no column yet
-go to ``_conflicts`` instead of failing the load.
+go to ``_conflicts`` instead of failing the load. New columns are added in the order their
+keys first appear in the batch (fixed and context columns before properties), so when only
+some fit, those are the ones kept.
 """
 
 from __future__ import annotations
@@ -116,21 +118,31 @@ class TableCatalog:
                 )
             )
         if todo.add:
-            statement = sql.SQL("ALTER TABLE {} {}").format(
-                self.ident(table),
-                sql.SQL(", ").join(
-                    sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(
-                        sql.Identifier(name),
-                        sql.SQL(col_type),
-                    )
-                    for name, col_type in sorted(todo.add.items())
-                ),
-            )
-            try:
-                async with conn.transaction():
-                    await conn.execute(statement)
-            except errors.TooManyColumns:
-                self.full.add(table)
+            await self._add_columns(conn, table, list(todo.add.items()))
+
+    async def _add_columns(
+        self, conn: psycopg.AsyncConnection[Any], table: str, columns: list[tuple[str, str]]
+    ) -> None:
+        """Add ``columns`` (in the order keys first appeared); past the column limit, add as
+        many as fit (halving the group that failed) and mark the table full."""
+        statement = sql.SQL("ALTER TABLE {} {}").format(
+            self.ident(table),
+            sql.SQL(", ").join(
+                sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(
+                    sql.Identifier(name), sql.SQL(col_type)
+                )
+                for name, col_type in columns
+            ),
+        )
+        try:
+            async with conn.transaction():
+                await conn.execute(statement)
+        except errors.TooManyColumns:
+            self.full.add(table)
+            if len(columns) > 1:
+                middle = len(columns) // 2
+                await self._add_columns(conn, table, columns[:middle])
+                await self._add_columns(conn, table, columns[middle:])
 
     async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if self.schema_ready:

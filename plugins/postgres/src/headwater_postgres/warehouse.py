@@ -1,10 +1,12 @@
 """`postgres-warehouse`: events into tables, idempotent on messageId.
 
 Outcomes: a batch that commits is delivered (replayed events included: they are already
-there). A lost or refused connection, a missing privilege or any other failure of the
-database as a whole is ``Retry`` for the batch, with the reason. An event the database refuses
-on its own (a value PostgreSQL cannot store) is found by splitting the batch in halves until
-it stands alone, and is ``Rejected`` with the database's message; the rest are delivered.
+there). A connection found dead when a batch is sent (closed by the server or a proxy while
+idle) is replaced at once and the batch tried again. A refused connection, a missing
+privilege or any other failure of the database as a whole is ``Retry`` for the batch, with
+the reason. An event the database refuses on its own (a value PostgreSQL cannot store) is
+found by splitting the batch in halves until it stands alone, and is ``Rejected`` with the
+database's message; the rest are delivered.
 
 ``send`` may be called from several delivery lanes at once. Events are turned into rows
 outside the lock (CPU work, overlapping another lane's database round trips); the database
@@ -36,7 +38,13 @@ from headwater_spec import (
 
 from ._column_types import json_dumps
 from ._config_check import check_config
-from ._connection import PostgresError, connect, query_error_message, settings_from_config
+from ._connection import (
+    PostgresError,
+    connect,
+    is_connection_lost,
+    query_error_message,
+    settings_from_config,
+)
 from ._warehouse_load import Batch, Loader
 from ._warehouse_rows import Row, RowBuilder
 from ._warehouse_tables import TableCatalog
@@ -121,16 +129,26 @@ class PostgresWarehouse(Destination):
             except Exception as exc:
                 outcomes[i] = Rejected(reason=f"cannot turn the event into rows: {exc}")
         async with self._lock:
-            try:
-                conn = await self._connection()
-                await self._load(conn, prepared, outcomes)
-            except PostgresError as exc:
-                retry: Outcome = Retry(reason=str(exc))
-                outcomes = [o if o is not None else retry for o in outcomes]
-            except psycopg.Error as exc:
-                await self._reset()
-                reason = self._reason(exc)
+            for attempt in (1, 2):
+                pending = [item for item in prepared if outcomes[item[0]] is None]
+                reused = self._conn is not None and not self._conn.closed
+                try:
+                    conn = await self._connection()
+                    await self._load(conn, pending, outcomes)
+                except PostgresError as exc:
+                    reason = str(exc)
+                except psycopg.Error as exc:
+                    lost = is_connection_lost(exc) or (self._conn is not None and self._conn.broken)
+                    await self._reset()
+                    if lost and reused and attempt == 1:
+                        # A connection that sat idle may have been closed by the server or
+                        # a proxy; a new one deserves one immediate try.
+                        continue
+                    reason = self._reason(exc)
+                else:
+                    break
                 outcomes = [o if o is not None else Retry(reason=reason) for o in outcomes]
+                break
         return [o if o is not None else DELIVERED for o in outcomes]
 
     async def _load(
