@@ -3,6 +3,7 @@ the admin API, the pull sources, and the services (router, replay) beside them."
 
 from ._app import Daemon, DaemonError
 from ._context import InstanceContext
+from ._gc import tune_gc_for_serving
 from ._http import HttpServer
 from ._logging import setup_logging
 from ._metrics import Counter, Gauge, Histogram, Metrics
@@ -32,4 +33,5 @@ __all__ = [
     "run",
     "serve",
     "setup_logging",
+    "tune_gc_for_serving",
 ]

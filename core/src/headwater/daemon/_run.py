@@ -10,6 +10,7 @@ from typing import TextIO
 from ..config import Config, ConfigError
 from ..log import LogError
 from ._app import DEFAULT_GRACE, Daemon, DaemonError
+from ._gc import tune_gc_for_serving
 from ._signals import StopSignals
 
 EXIT_OK = 0
@@ -55,6 +56,7 @@ async def serve(
         except (DaemonError, LogError) as exc:
             logger.error("cannot start", extra={"fields": {"error": str(exc)}})
             return EXIT_RUNTIME
+        tune_gc_for_serving()
         _banner(daemon, banner or sys.stdout)
         await signals.stop.wait()
         stopping = asyncio.create_task(daemon.stop(grace))

@@ -29,5 +29,12 @@ class Service(Protocol):
 
 def build_services(daemon: Daemon) -> list[Service]:
     """The services of this daemon, in start order."""
-    services: list[Service] = [PullSourceRunner(daemon), router_service(daemon)]
+    services: list[Service] = [PullSourceRunner(daemon)]
+    if daemon.config.log.backend == "jetstream":
+        # Several daemons share the stream: partitions leased per daemon (docs/scale.md).
+        from ..shared_delivery import SharedDelivery
+
+        services.append(SharedDelivery(daemon))
+    else:
+        services.append(router_service(daemon))
     return services
