@@ -156,11 +156,12 @@ class PostgresSource(Source):
         if mapper.skipped:
             ctx.logger.warning(
                 "postgres-source skipped rows without a user id, anonymous id or event name",
-                extra={"skipped": mapper.skipped, "first_key": mapper.first_skipped},
+                extra={"fields": {"skipped": mapper.skipped, "first_key": mapper.first_skipped}},
             )
         if rows_read:
             ctx.logger.info(
-                "postgres-source pass done", extra={"rows": rows_read, "events": emitted}
+                "postgres-source pass done",
+                extra={"fields": {"rows": rows_read, "events": emitted}},
             )
         return checkpoint
 
