@@ -250,3 +250,17 @@ def test_reads_from_other_threads_during_map_growth_stay_consistent(tmp_path: Pa
     assert log.env.info()["map_size"] > 128 * 1024
     assert log.stats().events == 400
     log.close()
+
+
+async def test_appends_waiting_when_close_is_called_fail_with_log_closed(tmp_path: Path) -> None:
+    log = LmdbLog(tmp_path)
+    await log.append("s", [track(0, 0)])
+    waiting = [asyncio.ensure_future(log.append("s", [track(0, i)])) for i in range(1, 4)]
+    await asyncio.sleep(0)  # they are queued; the first may already be committing
+    log.close()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    for outcome in outcomes:
+        assert not isinstance(outcome, BaseException) or isinstance(outcome, LogClosedError)
+    with LmdbLog(tmp_path) as again:
+        committed = sum(1 for o in outcomes if not isinstance(o, BaseException))
+        assert again.last_seq() == 1 + committed

@@ -445,6 +445,11 @@ class LmdbLog:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="headwater-log-writer")
         while self._pending:
             group, self._pending = self._pending, []
+            if self._closed or self._writer is None:  # close() ran under our feet
+                for item in group:
+                    if item.future is not None and not item.future.done():
+                        item.future.set_exception(LogClosedError("the log was closed"))
+                continue
             try:
                 results = await loop.run_in_executor(self._writer, self._commit_group, group)
             except BaseException as exc:  # every waiter of the group learns the failure
