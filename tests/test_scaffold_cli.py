@@ -5,6 +5,10 @@ tests/test_scaffold_venv.py.)"""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -164,3 +168,39 @@ def test_shipped_plugins_have_the_template_layout(plugin: str) -> None:
     if "headwater" not in project["project"].get("entry-points", {}):
         problems.append("[project.entry-points.headwater]")
     assert not problems, f"plugins/{plugin} lacks {problems} (see `headwater init connector`)"
+
+
+@pytest.mark.timeout(300)
+def test_generated_packages_are_lint_and_type_clean(tmp_path: Path) -> None:
+    """What authors start from passes ruff and mypy --strict with its own pyproject."""
+    folders = {d: tmp_path / d for d in ("in", "out")}
+    for direction, folder in folders.items():
+        scaffold(f"lint-{direction}", direction, ["us"], folder)
+        for cmd in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+            result = subprocess.run(
+                [sys.executable, "-m", "ruff", *cmd], cwd=folder, capture_output=True, text=True
+            )
+            assert result.returncode == 0, f"ruff {cmd[0]} in {direction}:\n{result.stdout}"
+    sources = [str(f / "src") for f in folders.values()]
+    tests = [str(p) for f in folders.values() for p in (f / "tests").glob("*.py")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(MYPY_CACHE),
+            *sources,
+            *tests,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "MYPYPATH": os.pathsep.join(sources)},
+    )
+    assert result.returncode == 0, result.stdout
+
+
+MYPY_CACHE = Path(tempfile.gettempdir()) / "headwater-template-mypy-cache"
+"""Kept between runs (only this test uses it), so mypy checks the template in ~1 s."""
