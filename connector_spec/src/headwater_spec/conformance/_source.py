@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import re
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -64,9 +65,6 @@ class SourceConformance(ConnectorConformance):
         cls = self._connector()
         return issubclass(cls, Source) and cls.run is not Source.run
 
-    def is_push(self, instance: Source) -> bool:
-        return bool(instance.routes())
-
     async def run_until(self, context: MemoryContext, total: int, *, crash: bool = False) -> None:
         """Run a fresh instance until ``context`` holds ``total`` events, then stop it.
 
@@ -75,7 +73,17 @@ class SourceConformance(ConnectorConformance):
         cls = self._connector()
         instance = self.instantiate(self.config(), context)
         task = asyncio.create_task(instance.run(context))
+        deadline = time.monotonic() + self.timeout * 0.8
         while len(context.events) < total and not task.done():
+            if time.monotonic() > deadline:
+                task.cancel()
+                fail(
+                    cls,
+                    f"after {self.timeout * 0.8:g} s of run(), the source had emitted "
+                    f"{len(context.events)} of the {total} events for the records produce() "
+                    "made; run() must poll the service and emit what it finds (is it pointed "
+                    "at the suite's server, `context.endpoint`?)",
+                )
             await asyncio.sleep(0.01)
         if not task.done():
             await asyncio.sleep(self.settle)
