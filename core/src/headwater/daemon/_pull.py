@@ -35,9 +35,9 @@ def is_pull_source(source: Source) -> bool:
 class PullSourceRunner:
     """Runs every pull source of the daemon and restarts the ones that fail."""
 
-    def __init__(self, daemon: Daemon, *, first_backoff: float = FIRST_BACKOFF) -> None:
+    def __init__(self, daemon: Daemon, *, first_backoff: float | None = None) -> None:
         self.daemon = daemon
-        self.first_backoff = first_backoff
+        self.first_backoff = FIRST_BACKOFF if first_backoff is None else first_backoff
         self.logger = logging.getLogger("headwater.sources")
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts = daemon.metrics.counter(
