@@ -46,5 +46,8 @@ for (let n = 0; n < count; n++) {
   }
 }
 await analytics.closeAndFlush({ timeout: 20000 })
-await Promise.race([Promise.all(done), new Promise((r) => setTimeout(r, 5000))])
+let timer
+await Promise.race([Promise.all(done), new Promise((r) => (timer = setTimeout(r, 5000)))])
+clearTimeout(timer)
 console.log(JSON.stringify({ sent, failed, errors }))
+process.exit(0)
