@@ -322,3 +322,27 @@ async def test_a_connector_that_raises_loses_nothing(log: LmdbLog) -> None:
     assert loop.state is not None and loop.state.record.last_error.startswith(
         "connector raised RuntimeError"
     )
+
+
+async def test_a_restart_probes_the_parked_events_instead_of_sleeping_out_the_backoff(
+    log: LmdbLog,
+) -> None:
+    down = Recorder(lambda batch: [Retry(reason="HTTP 503")] * len(batch))
+    log.append_sync("web", [track(i, user=f"u{i % 3}") for i in range(12)])
+    slow = RetryPolicy(base=600, cap=600)
+    loop = make_loop(log, down, policy=slow)
+    await loop.start()
+    await wait_until(lambda: len(log.items(RETRIES)) == 12)
+    await loop.stop()
+    assert loop.health.failures >= 1
+
+    up = Recorder()
+    loop2 = make_loop(log, up, policy=slow)
+    await loop2.start()
+    try:
+        await wait_until(lambda: len(up.delivered) == 12, timeout=5)
+        await wait_until(lambda: not log.items(RETRIES))
+    finally:
+        await loop2.stop()
+    for seqs in per_user(up.delivered).values():
+        assert seqs == sorted(seqs)

@@ -233,6 +233,7 @@ class Lane:
             if isinstance(outcome, Delivered):
                 self.state.stage(RETRIES, event_key(self.destination, entry.seq), None)
                 self.parked.remove(entry)
+                self.parked.release(entry.user, now)
                 delivered += 1
                 continue
             attempts = entry.attempts + 1

@@ -138,11 +138,31 @@ class ParkedQueues:
             if queue:
                 self._schedule(queue[0])
 
+    def release(self, user: str, now: int) -> None:
+        """One of the user's events just went through: the rest need not wait out the
+        backoff they got when they failed beside it."""
+        for entry in self._users.get(user, ()):
+            if entry.next_at > now:
+                entry.next_at = now
+
     def make_due(self, now: int) -> None:
-        """The destination recovered from an outage: every head may go now."""
+        """The destination recovered from an outage: every parked event may go now (each
+        user's still in order, head first)."""
         for user, queue in self._users.items():
-            head = queue[0]
-            if head.next_at > now:
-                head.next_at = now
+            for entry in queue:
+                if entry.next_at > now:
+                    entry.next_at = now
             if user not in self._busy:
-                self._schedule(head)
+                self._schedule(queue[0])
+
+    def probe(self, now: int) -> bool:
+        """Make the head due soonest go now (after a restart); True when there was one."""
+        due = self.next_due()
+        if due is None:
+            return False
+        user = self._heap[0][2]
+        head = self._users[user][0]
+        if head.next_at > now:
+            head.next_at = now
+            self._schedule(head)
+        return True
