@@ -27,8 +27,13 @@ import msgspec
 
 from headwater_spec import EVENT_CLASSES, EVENT_TYPES, EventError, Rejection, event_from_dict
 
+from ._fastcheck import as_id, fast_check
+
 _json = msgspec.json.Encoder()
-_ID_FIELDS = ("userId", "anonymousId", "groupId", "previousId")
+_USER_IDS = ("userId", "anonymousId")
+_ALL_IDS = ("userId", "anonymousId", "groupId", "previousId")
+_MORE_IDS = frozenset({EVENT_CLASSES["group"], EVENT_CLASSES["alias"]})
+_fromisoformat = datetime.fromisoformat
 MAX_ERRORS_SHOWN = 10
 
 
@@ -108,6 +113,7 @@ class Preparer:
         self.batch_integrations = batch_integrations or None
         self.batch_sent_at = batch_sent_at
         self._sent_cache: dict[str, int | None] = {}
+        self.batch_sent_ms = self._sent_ms(batch_sent_at)
 
     def format_ms(self, ms: int) -> str:
         """ISO 8601 UTC with milliseconds and ``Z``; None-safe callers check the range."""
@@ -158,15 +164,17 @@ class Preparer:
             _merge(item, "context", self.batch_context)
         if self.batch_integrations is not None:
             _merge(item, "integrations", self.batch_integrations)
-        try:
-            event = msgspec.convert(item, cls, strict=False)
-        except msgspec.ValidationError:
-            return _reason(item)
+        event = fast_check(item, kind)
+        if event is None:
+            try:
+                event = event_from_dict(item)
+            except EventError as exc:
+                return str(exc)
         get = item.get
-        for name in _ID_FIELDS:
+        for name in _USER_IDS if cls not in _MORE_IDS else _ALL_IDS:
             value = get(name)
             if value is not None and type(value) is not str:
-                item[name] = getattr(event, name)
+                item[name] = as_id(getattr(event, name))
 
         # server fields
         if not get("messageId"):
@@ -178,23 +186,30 @@ class Preparer:
             sent_raw = self.batch_sent_at
             if sent_raw is not None:
                 item["sentAt"] = sent_raw
+            sent = self.batch_sent_ms
+        else:
+            sent = self._sent_ms(sent_raw)
         original_raw = get("originalTimestamp") or get("timestamp")
         if original_raw is None:
             item["timestamp"] = received_iso
             return None
         item["originalTimestamp"] = original_raw
-        original = parse_time(original_raw)
-        if original is None:
+        try:
+            original = _fromisoformat(original_raw)
+        except (TypeError, ValueError):
             item["timestamp"] = received_iso
             return None
+        if original.tzinfo is None:
+            original = original.replace(tzinfo=UTC)
         timestamp = round(original.timestamp() * 1000)
-        sent = self._sent_ms(sent_raw)
         if sent is not None:
             timestamp = self.received_ms - (sent - timestamp)
-        if MIN_MS <= timestamp <= MAX_MS:
-            item["timestamp"] = self.format_ms(timestamp)
-        else:
+        if not MIN_MS <= timestamp <= MAX_MS:
             item["timestamp"] = received_iso
+            return None
+        second, milli = divmod(timestamp, 1000)
+        prefix = self._prefixes.get(second)
+        item["timestamp"] = self.format_ms(timestamp) if prefix is None else prefix + _MILLIS[milli]
         return None
 
     def _sent_ms(self, value: Any) -> int | None:
@@ -205,12 +220,3 @@ class Preparer:
             moment = parse_time(value)
             cached = self._sent_cache[value] = None if moment is None else to_ms(moment)
         return cached
-
-
-def _reason(item: dict[str, Any]) -> str:
-    """The contract's own wording of why an item is not an event."""
-    try:
-        event_from_dict(item)
-    except EventError as exc:
-        return str(exc)
-    return "the event does not match the event model"
