@@ -39,7 +39,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -612,6 +612,33 @@ class JetStreamLog:
                     await kv.put(name, value)
 
             await self._retry(apply, f"writing {name}")
+
+    # -- for services that talk to NATS themselves (shared delivery) -----------------------
+
+    async def nats_call(
+        self, fn: Callable[[Client, JetStreamContext], Coroutine[Any, Any, T]]
+    ) -> T:
+        """Await ``fn(nc, js)`` run on the log's own connection and loop, from any loop.
+        Shared delivery uses it for consumers and partition leases, so one daemon keeps
+        one NATS connection."""
+        nc, js = self._nc, self._js
+        if nc is None or js is None or self._closed:
+            raise LogClosedError("the log is closed")
+        return await self._bridge.call(fn(nc, js))
+
+    async def on_nats_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` run on the log's NATS loop (objects bound to the connection,
+        such as a consumer's puller, must only be used there)."""
+        if self._closed:
+            coro.close()
+            raise LogClosedError("the log is closed")
+        return await self._bridge.call(coro)
+
+    async def awrite_batch(self, ops: Sequence[SideOp]) -> None:
+        """``write_batch`` for callers on an event loop (it does not block the loop)."""
+        if self.readonly:
+            raise LogError("the log was opened read-only")
+        await self._bridge.call(self._write_ops(ops))
 
     # -- lifecycle ------------------------------------------------------------------------
 

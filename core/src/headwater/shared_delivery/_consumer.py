@@ -1,0 +1,176 @@
+"""The durable pull consumer of one partition of one destination, and pulling from it.
+
+The consumer (``hw-<destination>-p<n>``, filter ``<stream>.p.<n>``, ack policy *all*) is
+the delivery cursor: its ack floor is the last event of the partition the destination has
+finished with. It lives in the cluster, replicated like the stream, so no daemon holds it.
+
+Whoever acquires a partition's lease recreates its consumer at the ack floor + 1 before
+pulling. That drops what the previous owner had pulled but not acknowledged (a daemon
+killed mid-send) back into delivery at once and in order; letting JetStream redeliver
+it after ``ack_wait`` would put it behind newer events and break per-user order.
+
+``Puller`` runs on the log's NATS loop: one inbox, at most one pull request in flight
+(prefetching the next batch while the current one is sent), deliveries buffered in order.
+A delivery older than one already received is a redelivery of something this owner holds
+or has handled, and is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import zlib
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..log._jetstream_read import ack_metadata
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+    from nats.js.client import JetStreamContext
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class Delivery(NamedTuple):
+    seq: int
+    data: bytes
+    reply: str
+
+
+def consumer_name(destination: str, partition: int) -> str:
+    safe = _UNSAFE.sub("_", destination)
+    if safe != destination:  # keep distinct ids distinct after replacing characters
+        safe = f"{safe}-{zlib.crc32(destination.encode()):08x}"
+    return f"hw-{safe}-p{partition}"
+
+
+async def reset_consumer(
+    js: JetStreamContext,
+    stream: str,
+    name: str,
+    subject: str,
+    start_seq: int,
+    *,
+    ack_wait: float,
+    max_ack_pending: int,
+) -> int:
+    """(Re)create the consumer to start right after its ack floor (or at ``start_seq`` for
+    a new one); return the sequence delivery starts from."""
+    from nats.js import api
+    from nats.js.errors import NotFoundError
+
+    start = max(start_seq, 1)
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        info = None
+    if info is not None:
+        floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+        original = int(info.config.opt_start_seq or 1)
+        start = max(floor + 1, original)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(stream, name)
+    await js.add_consumer(
+        stream,
+        api.ConsumerConfig(
+            durable_name=name,
+            filter_subject=subject,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=api.AckPolicy.ALL,
+            ack_wait=ack_wait,
+            max_deliver=-1,
+            max_ack_pending=max_ack_pending,
+            max_waiting=16,
+        ),
+    )
+    return start
+
+
+async def consumer_lag(js: JetStreamContext, stream: str, name: str) -> int:
+    """Events of the partition not yet acknowledged (0 when the consumer is missing)."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        return 0
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+class Puller:
+    def __init__(self, nc: Client, stream: str, consumer: str) -> None:
+        self._nc = nc
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._sub: Subscription | None = None
+        self._buffer: list[Delivery] = []
+        self._arrived = asyncio.Event()
+        self._outstanding = False
+        self._remaining = 0
+        self._request_deadline = 0.0
+        self._last_seq = 0
+
+    async def open(self) -> None:
+        self._sub = await self._nc.subscribe(
+            self._nc.new_inbox(), cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not msg.reply:  # status: 404/408 the request ended, 409 limits
+            self._outstanding = False
+            return
+        seq = ack_metadata(msg.reply)[0]
+        self._remaining -= 1
+        if self._remaining <= 0:
+            self._outstanding = False
+        if seq <= self._last_seq:
+            return
+        self._last_seq = seq
+        self._buffer.append(Delivery(seq, msg.data, msg.reply))
+        self._arrived.set()
+
+    async def _request(self, batch: int, wait: float) -> None:
+        if self._sub is None:
+            return
+        now = time.monotonic()
+        if self._outstanding and now < self._request_deadline:
+            return
+        self._outstanding = True
+        self._remaining = batch
+        self._request_deadline = now + wait + 1.0
+        await self._nc.publish(
+            self._next_subject,
+            b'{"batch":%d,"expires":%d}' % (batch, int(wait * 1e9)),
+            reply=self._sub.subject,
+        )
+
+    async def pull(self, batch: int, wait: float, linger: float) -> list[Delivery]:
+        """Up to ``batch`` deliveries in stream order; [] when none came within ``wait``."""
+        await self._request(batch, wait)
+        if not self._buffer:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), wait)
+            if not self._buffer:
+                return []
+            if linger > 0 and len(self._buffer) < batch:
+                await asyncio.sleep(linger)
+        out = self._buffer[:batch]
+        del self._buffer[:batch]
+        if not self._buffer:
+            self._arrived.clear()
+        return out
+
+    async def ack(self, delivery: Delivery, timeout: float = 5.0) -> None:
+        """Acknowledge ``delivery`` and every earlier one (ack policy all), and wait until
+        the server confirms it."""
+        await self._nc.request(delivery.reply, b"+ACK", timeout=timeout)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
