@@ -62,6 +62,7 @@ from ._status import DestinationStatus, read_status
 _log = logging.getLogger("headwater.router")
 _decode_record = msgspec.msgpack.Decoder(LogRecord).decode
 READ_CHUNK = 1024
+LANE_CACHE = 100_000
 
 
 class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,6 +113,7 @@ class DestinationLoop:
         self.on_latency: Callable[[float], None] | None = None
         """Told of every send's duration in seconds (the daemon's histogram)."""
         self.lanes: list[Lane] = []
+        self._lane_of: dict[str, Lane] = {}
         self.state: DeliveryState | None = None
         self.read_pos = 0
         self._skip: set[int] = set()
@@ -307,7 +309,12 @@ class DestinationLoop:
         item = Item(
             seq, user, record.source, record.received_at, event, model, estimate_json_size(len(raw))
         )
-        self.lanes[lane_index(user, len(self.lanes))].put(item)
+        lane = self._lane_of.get(user)
+        if lane is None:
+            if len(self._lane_of) > LANE_CACHE:
+                self._lane_of.clear()
+            lane = self._lane_of[user] = self.lanes[lane_index(user, len(self.lanes))]
+        lane.put(item)
 
     def _observe_latency(self, seconds: float) -> None:
         self.latency.observe(seconds)

@@ -16,7 +16,7 @@ from collections import deque
 import msgspec
 
 
-class Parked(msgspec.Struct, kw_only=True):
+class Parked(msgspec.Struct, kw_only=True, gc=False):
     seq: int
     user: str
     size: int
