@@ -167,6 +167,7 @@ class DestinationLoop:
             )
             for i in range(max(1, settings.concurrency))
         ]
+        self._lane_of = {}
         self._load_parked(cursor)
         self._probe_parked()
         state.touch()
