@@ -23,6 +23,8 @@ Batch = dict[str, tuple[str, list[Row]]]
 """table -> (event type, rows)."""
 Prepared = tuple[list[str], list[str], list[tuple[Any, ...]]]
 """(column names, their binary COPY types, rows of values)."""
+Ready = dict[str, tuple[Columns, Prepared | None]]
+"""table -> (the cached columns it was prepared for, its values or None when DDL is due)."""
 
 _NOT_COPIED = frozenset({"loaded_at", "_conflicts"})
 
@@ -39,19 +41,40 @@ class Loader:
         self.stages.clear()
         self.catalog.forget()
 
-    async def load(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> int:
-        """Write every row of ``batch``; return how many were new (not replays)."""
+    def prepare(self, batch: Batch) -> Ready:
+        """The batch's values for the tables as cached now: CPU work that needs no
+        connection, so it can run while another batch holds the database (see ``load``)."""
+        ready: Ready = {}
+        for table, (_, rows) in batch.items():
+            columns = self.catalog.columns.get(table)
+            if columns is not None:
+                ready[table] = (columns, prepare_rows(columns, rows, settled=False))
+        return ready
+
+    async def load(
+        self, conn: psycopg.AsyncConnection[Any], batch: Batch, ready: Ready | None = None
+    ) -> int:
+        """Write every row of ``batch``; return how many were new (not replays).
+
+        ``ready`` (from ``prepare``) is used for each table whose cached columns did not
+        change since; the others are prepared here, after any DDL they need.
+        """
         prepared: list[tuple[str, str, list[str], list[str], list[tuple[Any, ...]]]] = []
         for table, (kind, rows) in sorted(batch.items()):
             columns = self.catalog.columns.get(table)
-            ready = prepare_rows(columns, rows, settled=False) if columns is not None else None
-            if ready is None:
+            early = (ready or {}).get(table)
+            found: Prepared | None
+            if early is not None and early[0] is columns:
+                found = early[1]
+            else:
+                found = prepare_rows(columns, rows, settled=False) if columns else None
+            if found is None:
                 columns = await self.catalog.fit(conn, table, kind, rows)
-                ready = prepare_rows(columns, rows, settled=True)
-                assert ready is not None
+                found = prepare_rows(columns, rows, settled=True)
+                assert found is not None
             assert columns is not None
             stage = await self._stage(conn, table, columns)
-            prepared.append((table, stage, *ready))
+            prepared.append((table, stage, *found))
         inserted = 0
         async with conn.transaction():
             for table, stage, names, types, values in prepared:

@@ -8,10 +8,11 @@ the reason. An event the database refuses on its own (a value PostgreSQL cannot 
 found by splitting the batch in halves until it stands alone, and is ``Rejected`` with the
 database's message; the rest are delivered.
 
-``send`` may be called from several delivery lanes at once. Events are turned into rows
-outside the lock (CPU work, overlapping another lane's database round trips); the database
-work runs under an ``asyncio.Lock`` on one connection, so DDL and the session's staging
-tables are never used by two batches at once.
+``send`` may be called from several delivery lanes at once (the router's default is 4).
+Events are turned into rows and typed values outside the lock -- CPU work that overlaps
+another lane's time in the database; the database work runs under an ``asyncio.Lock`` on
+one connection, so DDL and the session's staging tables are never used by two batches at
+once. (A batch prepared for columns that changed meanwhile is prepared again inside.)
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ._connection import (
     query_error_message,
     settings_from_config,
 )
-from ._warehouse_load import Batch, Loader
+from ._warehouse_load import Batch, Loader, Ready
 from ._warehouse_rows import Row, RowBuilder
 from ._warehouse_tables import TableCatalog
 
@@ -128,13 +129,14 @@ class PostgresWarehouse(Destination):
                 prepared.append((i, self.rows.rows(event)))
             except Exception as exc:
                 outcomes[i] = Rejected(reason=f"cannot turn the event into rows: {exc}")
+        ready = self.loader.prepare(_group(prepared))
         async with self._lock:
             for attempt in (1, 2):
                 pending = [item for item in prepared if outcomes[item[0]] is None]
                 reused = self._conn is not None and not self._conn.closed
                 try:
                     conn = await self._connection()
-                    await self._load(conn, pending, outcomes)
+                    await self._load(conn, pending, outcomes, ready if attempt == 1 else None)
                 except PostgresError as exc:
                     reason = str(exc)
                 except psycopg.Error as exc:
@@ -156,16 +158,13 @@ class PostgresWarehouse(Destination):
         conn: psycopg.AsyncConnection[Any],
         items: list[Prepared],
         outcomes: list[Outcome | None],
+        ready: Ready | None = None,
     ) -> None:
         """Load ``items``; on a row-level error split them until the culprit stands alone."""
         if not items:
             return
-        batch: Batch = {}
-        for _, rows in items:
-            for table, kind, row in rows:
-                batch.setdefault(table, (kind, []))[1].append(row)
         try:
-            self.rows_inserted += await self.loader.load(conn, batch)
+            self.rows_inserted += await self.loader.load(conn, _group(items), ready)
         except _ROW_ERRORS as exc:
             if len(items) == 1:
                 outcomes[items[0][0]] = Rejected(reason=self._reason(exc))
@@ -210,3 +209,11 @@ class PostgresWarehouse(Destination):
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             await conn.close()
+
+
+def _group(items: list[Prepared]) -> Batch:
+    batch: Batch = {}
+    for _, rows in items:
+        for table, kind, row in rows:
+            batch.setdefault(table, (kind, []))[1].append(row)
+    return batch
