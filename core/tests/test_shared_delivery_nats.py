@@ -1,0 +1,117 @@
+"""The building blocks of shared delivery against a real NATS: partition leases (compare-
+and-set, expiry) and a partition's durable consumer (reset to its ack floor, in order)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from headwater.log import JetStreamLog
+from headwater.log._nats_connect import NatsOptions
+from headwater.shared_delivery import LeaseTable, fair_share
+from headwater.shared_delivery._consumer import Puller, consumer_name, reset_consumer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[Any]:
+    import nats
+
+    nc = await nats.connect(nats_url)
+    yield nc.jetstream()
+    await nc.close()
+
+
+@pytest.fixture
+async def leases(js: Any) -> AsyncIterator[LeaseTable]:
+    bucket = f"hwtest-leases-{uuid.uuid4().hex[:8]}"
+    table = LeaseTable(js, bucket, ttl=2.0, replicas=1)
+    await table.open()
+    yield table
+    await js.delete_key_value(bucket)
+
+
+def test_fair_share_rounds_up_so_every_partition_has_an_owner() -> None:
+    assert [fair_share(16, d) for d in (0, 1, 2, 3, 5, 16, 40)] == [16, 16, 8, 6, 4, 1, 1]
+
+
+async def test_a_lease_has_one_owner_until_released(leases: LeaseTable) -> None:
+    first = await leases.acquire("hook", 3, "daemon-a")
+    assert first is not None
+    assert await leases.acquire("hook", 3, "daemon-b") is None
+    assert await leases.owners("hook") == {3: "daemon-a"}
+    renewed = await leases.renew("hook", 3, "daemon-a", first)
+    assert renewed is not None and renewed > first
+    assert await leases.renew("hook", 3, "daemon-b", first) is None, "a stale revision renews"
+    await leases.release("hook", 3, renewed)
+    assert await leases.owners("hook") == {}
+    assert await leases.acquire("hook", 3, "daemon-b") is not None
+
+
+async def test_a_lease_nobody_renews_expires_and_can_be_taken(leases: LeaseTable) -> None:
+    revision = await leases.acquire("hook", 0, "dead-daemon")
+    assert revision is not None
+    deadline = time.monotonic() + 10
+    while await leases.acquire("hook", 0, "survivor") is None:
+        assert time.monotonic() < deadline, "the lease never expired"
+        await asyncio.sleep(0.25)
+    assert await leases.renew("hook", 0, "dead-daemon", revision) is None
+
+
+async def test_daemons_are_counted_by_heartbeat_and_leave_at_once(leases: LeaseTable) -> None:
+    await leases.heartbeat("a")
+    await leases.heartbeat("b")
+    assert await leases.live_daemons() == ["a", "b"]
+    await leases.leave("a")
+    assert await leases.live_daemons() == ["b"]
+
+
+def test_consumer_names_stay_distinct_and_valid() -> None:
+    assert consumer_name("hook", 2) == "hw-hook-p2"
+    odd = consumer_name("my hook.eu", 0)
+    assert " " not in odd and "." not in odd
+    assert odd != consumer_name("my_hook_eu", 0)
+
+
+async def test_a_reset_consumer_resumes_after_its_ack_floor_in_order(nats_url: str) -> None:
+    stream = f"hwtest-{uuid.uuid4().hex[:10]}"
+    log = JetStreamLog(NatsOptions(servers=(nats_url,)), stream, partitions=1)
+    try:
+        await log.append("web", [{"type": "track", "messageId": f"m{i}"} for i in range(10)])
+        name = consumer_name("hook", 0)
+
+        async def scenario(nc: Any, js: Any) -> list[list[int]]:
+            subject = f"{stream}.p.0"
+            start = await reset_consumer(
+                js, stream, name, subject, 3, ack_wait=300, max_ack_pending=100
+            )
+            assert start == 3
+            puller = Puller(nc, stream, name)
+            await puller.open()
+            first = await puller.pull(4, 2.0, 0.0)
+            await puller.ack(first[1])  # seqs 3 and 4 done; 5 and 6 were in flight
+            await puller.close()
+            assert (
+                await reset_consumer(
+                    js, stream, name, subject, 3, ack_wait=300, max_ack_pending=100
+                )
+                == 5
+            )
+            again = Puller(nc, stream, name)
+            await again.open()
+            second = await again.pull(100, 2.0, 0.05)
+            await again.close()
+            return [[d.seq for d in first], [d.seq for d in second]]
+
+        first, second = await log.nats_call(scenario)
+        assert first == [3, 4, 5, 6]
+        assert second == [5, 6, 7, 8, 9, 10]
+    finally:
+        log.drop()
+        log.close()
