@@ -153,10 +153,10 @@ def teardown() -> None:
 
 
 async def time_source() -> float:
-    source = PostgresSource(source_config(), Context())  # type: ignore[arg-type]
+    source = PostgresSource(source_config(), Context())
     ctx = Context()
     started = time.perf_counter()
-    await source.read_pass(ctx, None)  # type: ignore[arg-type]
+    await source.read_pass(ctx, None)
     elapsed = time.perf_counter() - started
     await source.close()
     assert ctx.events == ROWS, ctx.events
@@ -248,7 +248,7 @@ async def time_warehouse(
     concurrent senders as the router's delivery lanes are (its default is 4)."""
     destination = PostgresWarehouse(
         {"dsn": DSN, "schema": SCHEMA + "_wh"},
-        Context(),  # type: ignore[arg-type]
+        Context(),
     )
     batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
 

@@ -125,7 +125,7 @@ def count(dsn: str, schema: str, table: str, where: str = "TRUE") -> int:
     with psycopg.connect(dsn) as conn:
         try:
             row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(  # type: ignore[arg-type]
+                sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(
                     sql.Identifier(schema, table)
                 )
             ).fetchone()
