@@ -76,6 +76,8 @@ FORMAT_VERSION = b"1"
 META = b"meta"
 SCAN_CHUNK = 1024
 DEFAULT_PARTITIONS = 16
+IN_LOOP_WAIT = 2.0
+STATS_CACHE_S = 1.0
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 _encoder = msgspec.msgpack.Encoder()
@@ -89,6 +91,14 @@ def with_seq(payload: bytes, seq: int) -> bytes:
     array whose first element is the integer 0 (bytes ``94 00``); msgpack integers are
     self-delimiting, so splicing in the real sequence yields the record LMDB would hold."""
     return b"\x94" + _encoder.encode(seq) + payload[2:]
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _require_nats() -> None:
@@ -154,6 +164,7 @@ class JetStreamLog:
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
         self._transient = _transient_errors()
+        self._stats_cache: tuple[float, LogStats] | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -315,6 +326,20 @@ class JetStreamLog:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def _blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the NATS loop and wait. Called from a thread that runs an event
+        loop (a daemon's), the wait is capped at IN_LOOP_WAIT seconds: a NATS failover must
+        not freeze that loop for the whole ack timeout."""
+        if _in_event_loop():
+            try:
+                return self._bridge.run(coro, timeout=IN_LOOP_WAIT)
+            except TimeoutError:
+                raise LogError(
+                    f"JetStream did not answer within {IN_LOOP_WAIT:g} s (a blocking log call "
+                    "made from an event loop); check the NATS servers"
+                ) from None
+        return self._bridge.run(coro)
+
     # -- appending ------------------------------------------------------------------------
 
     async def append(
@@ -338,7 +363,7 @@ class JetStreamLog:
     ) -> AppendResult:
         """The blocking form of ``append`` for tools without an event loop."""
         self._check_open()
-        return self._bridge.run(self._append(source, events, rejected, side_ops))
+        return self._blocking(self._append(source, events, rejected, side_ops))
 
     def _check_open(self) -> None:
         if self._closing:
@@ -398,10 +423,10 @@ class JetStreamLog:
         return int(state.last_seq or 0)
 
     def last_seq(self) -> int:
-        return self._bridge.run(self._last_seq())
+        return self._blocking(self._last_seq())
 
     def first_seq(self) -> int:
-        state = self._bridge.run(self._stream_state(self.stream))
+        state = self._blocking(self._stream_state(self.stream))
         return int(state.first_seq or 0) if state.messages else 0
 
     async def _get_msg(self, seq: int, *, next_at_or_after: bool = False) -> StreamMessage | None:
@@ -424,7 +449,7 @@ class JetStreamLog:
     def get(self, seq: int) -> LogRecord | None:
         if seq < 1:
             return None
-        found = self._bridge.run(self._get_msg(seq))
+        found = self._blocking(self._get_msg(seq))
         return None if found is None else _record_decoder.decode(with_seq(found.data, seq))
 
     def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
@@ -462,10 +487,10 @@ class JetStreamLog:
             last_per_subject=last_per_subject,
         )
         try:
-            if self._bridge.run(reader.open()) == 0:
+            if self._blocking(reader.open()) == 0:
                 return
             while True:
-                chunk = self._bridge.run(reader.fetch(SCAN_CHUNK))
+                chunk = self._blocking(reader.fetch(SCAN_CHUNK))
                 for message in chunk:
                     if end_seq is not None and message.seq > end_seq:
                         return
@@ -480,7 +505,7 @@ class JetStreamLog:
 
         Bisects the sequence range on the records' ``received_at``, skipping deleted
         sequences; about log2(events) reads from the stream leader."""
-        return self._bridge.run(self._seq_at_time(received_at_us))
+        return self._blocking(self._seq_at_time(received_at_us))
 
     async def _seq_at_time(self, at: int) -> int:
         state = await self._stream_state(self.stream)
@@ -509,7 +534,16 @@ class JetStreamLog:
         return iter(out)
 
     def stats(self) -> LogStats:
-        return self._bridge.run(self._stats())
+        """From stream info (5 requests). From inside an event loop (a metrics scrape), a
+        result up to STATS_CACHE_S old is reused, so one scrape's gauges cost one round."""
+        cached = self._stats_cache
+        if cached is not None and _in_event_loop():
+            at, value = cached
+            if time.monotonic() - at < STATS_CACHE_S:
+                return value
+        value = self._blocking(self._stats())
+        self._stats_cache = (time.monotonic(), value)
+        return value
 
     async def _stats(self) -> LogStats:
         state = await self._stream_state(self.stream)
@@ -551,7 +585,7 @@ class JetStreamLog:
         return {k.decode(): key_seq(v) for k, v in self.items(CURSORS)}
 
     def get_value(self, table: bytes, key: bytes) -> bytes | None:
-        return self._bridge.run(self._get_value(table, key))
+        return self._blocking(self._get_value(table, key))
 
     async def _get_value(self, table: bytes, key: bytes) -> bytes | None:
         from nats.js.errors import KeyNotFoundError
@@ -596,7 +630,7 @@ class JetStreamLog:
         Not all-or-nothing: order the ops so that a prefix of them is a safe state."""
         if self.readonly:
             raise LogError("the log was opened read-only")
-        self._bridge.run(self._write_ops(ops))
+        self._blocking(self._write_ops(ops))
 
     async def _write_ops(self, ops: Sequence[SideOp]) -> None:
         kv = self._kv
@@ -682,7 +716,7 @@ class JetStreamLog:
                 with contextlib.suppress(NotFoundError):
                     await js.delete_stream(name)
 
-        self._bridge.run(drop_all())
+        self._blocking(drop_all())
 
     def __enter__(self) -> JetStreamLog:
         return self

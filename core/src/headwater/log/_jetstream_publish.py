@@ -159,7 +159,7 @@ class Publisher:
             self.retries += len(todo)
             logger.warning(
                 "jetstream publish retry",
-                extra={"unacknowledged": len(todo), "elapsed_s": round(elapsed, 3)},
+                extra={"fields": {"unacknowledged": len(todo), "elapsed_s": round(elapsed, 3)}},
             )
             await asyncio.sleep(min(0.25, wait / 4))
             wait = min(wait * 2, self._deadline - elapsed)

@@ -79,7 +79,7 @@ async def connect(options: NatsOptions) -> Client:
         )
 
     async def on_error(exc: Exception) -> None:
-        logger.warning("nats connection error", extra={"error": type(exc).__name__})
+        logger.warning("nats connection error", extra={"fields": {"error": type(exc).__name__}})
 
     async def on_disconnect() -> None:
         if not (nc.is_closed or nc.is_draining):
@@ -88,7 +88,8 @@ async def connect(options: NatsOptions) -> Client:
     async def on_reconnect() -> None:
         url = nc.connected_url
         logger.info(
-            "nats reconnected", extra={"server": redact(url.geturl()) if url else "unknown"}
+            "nats reconnected",
+            extra={"fields": {"server": redact(url.geturl()) if url else "unknown"}},
         )
 
     try:

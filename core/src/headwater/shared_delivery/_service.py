@@ -241,7 +241,7 @@ class SharedDelivery:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS failover: keep the leases we can, try again
-                _log.warning("shared delivery: balancing failed: %r", exc, exc_info=True)
+                _log.warning("shared delivery: balancing failed: %r; retrying", exc)
             await asyncio.sleep(max(0.0, self.renew_every - (time.monotonic() - started)))
 
     async def balance(self) -> None:
