@@ -17,12 +17,12 @@ event (LMDB data file) beside the JSON size of an event.
 
 Measured on the 2-core development VM (ext4 on a virtio disk), in runs while the machine
 was lightly loaded (load average 0.5-2.3); when other work saturates both cores the single
-figures swing by 2x or more, the paired ratio much less (0.9-1.2 seen):
+figures swing by 2x or more, the paired ratio much less (0.8-1.2 seen):
 
-    headwater LmdbLog.append        235-255k events/s   (~6,400 events per commit)
-    raw limit, same group size      222-270k events/s   ratio 0.94-1.06
-    LMDB, one commit per request     88-124k events/s   headwater 2.1-2.7x of it
-    SQLite WAL, one commit/request  105-126k events/s   headwater 1.9-2.4x of it
+    headwater LmdbLog.append        208-255k events/s   (~6,300-6,400 events per commit)
+    raw limit, same group size      222-270k events/s   ratio 0.88-1.06
+    LMDB, one commit per request     86-124k events/s   headwater 2.1-2.7x of it
+    SQLite WAL, one commit/request   83-126k events/s   headwater 1.9-2.5x of it
     bytes on disk per event         588 (the JSON of the same event: 601)
 
 What changed after profiling (the first version measured 0.55: 139k vs 256k events/s).
@@ -36,7 +36,7 @@ decode twice as slow as alone, the two strictly taking turns. Three changes:
    ratio stays near 0.55, hence the advice in ``LmdbLog.append``'s docstring.
 2. The writer frames each record by joining bytes (array header, the 8-byte key as a
    msgpack uint64, source, time, the encoded event) instead of encoding a Struct: framing
-   alone became 2.5x cheaper (0.65 -> ~0.26 us per event) -> 0.94-1.06.
+   alone became 2.5x cheaper (0.65 -> ~0.26 us per event) -> 0.88-1.06.
 3. The tail record's time is remembered instead of decoded in every commit (only read
    back when another process appended meanwhile) -- small, but free.
 
