@@ -148,3 +148,12 @@ def test_repr_hides_secret_and_headers(tmp_path: Path) -> None:
     assert "hush-123" not in text and "tok-456" not in text
     assert "http://x.invalid" in text
     asyncio.run(dest.close())
+
+
+def test_body_encodes_each_event_as_event_to_dict_would(tmp_path: Path) -> None:
+    from headwater_spec import event_to_dict
+
+    dest = make(tmp_path, url="http://127.0.0.1:9/x")
+    body = json.loads(dest.body(EVENTS))
+    assert body["batch"] == [event_to_dict(ev) for ev in EVENTS]
+    asyncio.run(dest.close())
