@@ -177,6 +177,17 @@ def test_a_daemon_stopped_cleanly_hands_its_partitions_over(
         wait_for(lambda: sent <= sink.ids())
         for user, order in sink.first_arrivals().items():
             assert order == sorted(order), f"{user}: {order}"
+
+        def survivor_holds_everything() -> bool:
+            status = httpx.get(
+                f"{daemons[1].url}/admin/shared-delivery",
+                headers=daemons[1].admin_headers(),
+                timeout=10,
+            ).json()
+            hook = status["destinations"]["hook"]
+            return bool(hook["partitions"] == [0, 1, 2, 3] and hook["lag"] == 0)
+
+        wait_for(survivor_holds_everything)
     finally:
         for daemon in daemons:
             daemon.stop()

@@ -27,7 +27,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from headwater_spec import Destination
+from headwater_spec import Destination, HttpRequest, HttpResponse
 
 from ..config import ConnectorInstance
 from ..log import JetStreamLog, seq_key
@@ -116,6 +116,11 @@ class SharedDelivery:
             "Events handled by this daemon's shared delivery, by outcome",
             ("destination", "outcome"),
         )
+        daemon.routes.add("GET", "/admin/shared-delivery", self._status_route)
+
+    async def _status_route(self, request: HttpRequest) -> HttpResponse:
+        """GET /admin/shared-delivery: this daemon's partitions, every destination's lag."""
+        return HttpResponse.json(await self.status())
 
     # -- lifecycle -----------------------------------------------------------------------
 
