@@ -18,6 +18,12 @@ every router commit fsynced):
 
 Printed: events/s and the ratio to the raw limit; latency percentiles.
 
+A run on the 2-core development VM at load ~2.5 (other work running): raw limit 417k/s,
+hand-written httpx loop 90k/s, router -> webhook 45k/s (0.11), router -> file 42k/s,
+latency p50 7 ms / p99 52 ms at 22k/s. The router's own cost is about 12-15 us per event
+(decoding the event into its Struct is the largest part, then lanes and bookkeeping);
+the webhook's HTTP is aiohttp, about a fifth of httpx's CPU per POST.
+
 Run: ``uv run python benchmarks/bench_delivery.py`` (``BENCH_EVENTS``, ``BENCH_SECONDS``
 for the latency phase, ``BENCH_DIR``).
 """
