@@ -233,3 +233,42 @@ def test_admin_api_needs_the_token(
     assert missing.status_code == 404
     assert "hook" in missing.json()["message"]
     assert httpx.get(f"{daemon.url}/metrics").text.count("headwater_destination_") > 0
+
+
+def test_dead_letters_over_the_admin_api(
+    headwater_daemon: Callable[..., DaemonProcess], sink: WebhookSink
+) -> None:
+    refusing = True
+    sink.behaviour = lambda request, events: (422, b"nope", []) if refusing else None
+    daemon = headwater_daemon(config(sink.url))
+    ids = send_with_sdk(daemon, 20)
+    headers = daemon.admin_headers()
+    with daemon.client() as client:
+        deadline = time.monotonic() + 30
+        while True:
+            listed = client.get("/admin/destinations/hook/dead-letters?limit=5", headers=headers)
+            letters = listed.json()["dead_letters"]
+            if len(letters) == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(letters) == 5 and letters[0]["reason"] == "HTTP 422: nope"
+        bad_limit = client.get("/admin/destinations/hook/dead-letters?limit=x", headers=headers)
+        assert bad_limit.status_code == 400
+        while client.get("/admin/destinations/hook", headers=headers).json()["dead_letters"] < 20:
+            time.sleep(0.2)
+
+        refusing = False
+        redriven = client.post("/admin/destinations/hook/dead-letters/redrive", headers=headers)
+        assert redriven.json() == {"destination": "hook", "redriven": 20}
+        sink.wait_for_events(20, timeout=30)
+        assert sorted(sink.delivered_ids()) == sorted(ids)
+
+        refusing = True
+        ids2 = send_with_sdk(daemon, 5)
+        while client.get("/admin/destinations/hook", headers=headers).json()["dead_letters"] < 5:
+            time.sleep(0.2)
+        purged = client.delete("/admin/destinations/hook/dead-letters", headers=headers)
+        assert purged.json() == {"destination": "hook", "purged": 5}
+        time.sleep(0.3)
+        status = client.get("/admin/destinations/hook", headers=headers).json()
+    assert status["dead_letters"] == 0 and len(ids2) == 5
