@@ -34,6 +34,7 @@ from ..log import JetStreamLog, seq_key
 from ..router._context import InstanceContext
 from ..router._delivery import DeliverySettings, StartError
 from ..router._filter import EventFilter
+from ..router._ratelimit import RateLimiter
 from ..router._records import DESTINATIONS
 from ..router._settings import SettingsError, delivery_settings, event_filter
 from ._consumer import consumer_lag, consumer_name
@@ -83,6 +84,19 @@ class DestinationRuntime:
         self.acked_seq: dict[int, int] = {}
         self.totals: dict[str, int] = {}
         self._counters = counters
+        self.limiter = RateLimiter(settings.rate_limit)
+        """This daemon's share of `rate_limit`, and the hold a 429 Retry-After puts on
+        every partition this daemon delivers."""
+
+    def share_rate(self, daemons: int) -> None:
+        """Split `rate_limit` evenly over the live daemons (each holds a fair share of the
+        partitions, so each sends about as much)."""
+        rate = self.settings.rate_limit
+        if rate is None:
+            return
+        mine = rate / max(daemons, 1)
+        self.limiter.rate = mine
+        self.limiter.burst = max(1.0, mine)
 
     def count(self, what: str, amount: int = 1) -> None:
         self.totals[what] = self.totals.get(what, 0) + amount
@@ -256,6 +270,7 @@ class SharedDelivery:
         self.daemons = await self.log.on_nats_loop(leases.live_daemons())
         share = fair_share(self.log.partitions, len(self.daemons))
         for runtime in self.destinations.values():
+            runtime.share_rate(len(self.daemons))
             await self._renew(runtime)
             await self._shed(runtime, share)
             await self._acquire(runtime, share)

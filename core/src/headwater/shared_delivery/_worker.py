@@ -157,6 +157,9 @@ class PartitionWorker:
             for item in pending:
                 item.attempts += 1
                 item.first_attempt = item.first_attempt or now
+            await runtime.limiter.acquire()
+            if not self.can_go_on():
+                return False
             outcomes = await self._send([item.model for item in pending])
             now = now_us()
             retry: list[_Item] = []
@@ -180,6 +183,9 @@ class PartitionWorker:
                     retry.append(item)
                     if outcome.retry_after is not None:
                         retry_after = max(retry_after or 0.0, outcome.retry_after)
+            if retry_after is not None and len(retry) == len(pending):
+                # The service asked for a pause: no partition of this daemon sends before it.
+                runtime.limiter.hold_until(time.monotonic() + retry_after)
             pending = retry
             if pending:
                 runtime.count("retried", len(pending))
