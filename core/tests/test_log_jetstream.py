@@ -150,7 +150,11 @@ def test_a_full_stream_refuses_appends_with_log_full(options: NatsOptions, strea
         with pytest.raises(LogFullError, match="max_size"):
             for i in range(100):
                 log.append_sync("web", [track(i * 10 + j) for j in range(10)])
-        assert 0 < log.stats().bytes <= 4096
+        stored = log.stats().events
+        assert stored > 0
+        with pytest.raises(LogFullError):
+            log.append_sync("web", [track(10_000)])
+        assert log.stats().events == stored
     finally:
         log.drop()
         log.close()
@@ -174,6 +178,14 @@ def test_reading_a_stream_that_does_not_exist_says_how_to_create_it(
 ) -> None:
     with pytest.raises(LogError, match=r"no JetStream stream .* `headwater serve`"):
         JetStreamLog(options, stream, readonly=True)
+
+
+def test_every_daemon_must_use_the_streams_partition_count(
+    jlog: JetStreamLog, options: NatsOptions
+) -> None:
+    with pytest.raises(LogError, match=r"partitions = 16.*nats kv del"):
+        JetStreamLog(options, jlog.stream, partitions=8)
+    JetStreamLog(options, jlog.stream, partitions=16).close()
 
 
 def test_a_bad_stream_name_is_refused() -> None:

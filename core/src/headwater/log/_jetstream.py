@@ -290,6 +290,8 @@ class JetStreamLog:
             return await js.key_value(self.bucket)
 
     async def _check_format(self) -> None:
+        """The format version, and the partition count every daemon must agree on: a
+        daemon with another count would put a user's events on another subject."""
         stored = await self._get_value(META, b"format_version")
         if stored is None:
             await self._write_ops([(META, b"format_version", FORMAT_VERSION)])
@@ -297,6 +299,16 @@ class JetStreamLog:
             raise LogError(
                 f"JetStream stream {self.stream!r} has log format {stored.decode()}, this build "
                 f"reads {FORMAT_VERSION.decode()}; use the Headwater version that wrote it"
+            )
+        partitions = await self._get_value(META, b"partitions")
+        if partitions is None:
+            await self._write_ops([(META, b"partitions", str(self.partitions).encode())])
+        elif int(partitions) != self.partitions:
+            raise LogError(
+                f"[log] partitions = {self.partitions}, but stream {self.stream!r} is "
+                f"partitioned in {int(partitions)}; set partitions = {int(partitions)}. To "
+                "change it, let delivery catch up (lag 0), stop every daemon, then run "
+                f"`nats kv del {self.bucket} meta.partitions` (docs/scale.md)"
             )
 
     def _require_js(self) -> JetStreamContext:
