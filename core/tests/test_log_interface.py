@@ -20,6 +20,7 @@ from headwater.log import (
     JetStreamLog,
     LmdbLog,
     LogClosedError,
+    LogError,
     RejectedItem,
     now_us,
     seq_key,
@@ -207,6 +208,8 @@ def test_side_tables_put_get_delete_and_list_by_prefix(log: AnyLog) -> None:
     assert log.get_value(b"dead_letters", b"webhook\x00" + seq_key(1)) is None
     assert [k for k, _ in log.items(b"dead_letters", b"webhook")] == [b"webhook\x00" + seq_key(2)]
     assert log.items(b"replays") == []
+    with pytest.raises(LogError, match="no side table"):
+        log.put_value(b"nope", b"k", b"v")
 
 
 async def test_side_ops_of_an_append_are_stored_with_its_events(log: AnyLog) -> None:
@@ -234,6 +237,9 @@ def test_an_append_of_only_rejected_items_stores_no_event(log: AnyLog) -> None:
     result = log.append_sync("web", [], rejected=[bad])
     assert (result.count, result.rejected, result.first_seq) == (0, 1, 2)
     assert log.last_seq() == 1
+    only_state = log.append_sync("web", [], side_ops=[(b"checkpoints", b"web", b"7")])
+    assert (only_state.count, only_state.first_seq) == (0, 2)
+    assert log.get_value(b"checkpoints", b"web") == b"7"
 
 
 def test_stats_count_events_and_name_the_range(log: AnyLog) -> None:

@@ -181,11 +181,19 @@ def test_reading_a_stream_that_does_not_exist_says_how_to_create_it(
 
 
 def test_every_daemon_must_use_the_streams_partition_count(
-    jlog: JetStreamLog, options: NatsOptions
+    options: NatsOptions, stream: str
 ) -> None:
-    with pytest.raises(LogError, match=r"partitions = 16.*nats kv del"):
-        JetStreamLog(options, jlog.stream, partitions=8)
-    JetStreamLog(options, jlog.stream, partitions=16).close()
+    first = JetStreamLog(options, stream, partitions=4)
+    try:
+        with pytest.raises(LogError, match=r"partitions = 8, but .* in 4.*nats kv del"):
+            JetStreamLog(options, stream, partitions=8)
+        with JetStreamLog(options, stream) as unset:
+            assert unset.partitions == 4, "a log opened without a count adopts the stream's"
+        with JetStreamLog(options, stream, readonly=True) as reader:
+            assert reader.partitions == 4
+    finally:
+        first.drop()
+        first.close()
 
 
 def test_a_bad_stream_name_is_refused() -> None:

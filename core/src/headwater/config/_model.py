@@ -65,8 +65,9 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    partitions: int = 16
-    """Partition subjects: the most daemons that can deliver one destination in parallel."""
+    partitions: int | None = None
+    """Partition subjects: the most daemons that can deliver one destination in parallel.
+    Unset: the stream's own count (16 for a new stream); set, it must match the stream's."""
     duplicate_window: float = 120.0
     """Seconds during which a re-published messageId is dropped as a duplicate."""
     ack_timeout: float = 30.0
@@ -84,7 +85,7 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise ValueError(f"server {server!r} needs a scheme: nats://host:4222 or tls://")
         if not 1 <= self.replicas <= 5:
             raise ValueError(f"replicas = {self.replicas}: JetStream allows 1 to 5")
-        if not 1 <= self.partitions <= 4096:
+        if self.partitions is not None and not 1 <= self.partitions <= 4096:
             raise ValueError(f"partitions = {self.partitions}: use 1 to 4096")
         if self.tls_key is not None and self.tls_cert is None:
             raise ValueError("tls_key without tls_cert: give both for a client certificate")

@@ -48,7 +48,7 @@ from ._errors import LogClosedError, LogError
 from ._jetstream_publish import Outgoing, Publisher
 from ._jetstream_read import StreamMessage, StreamReader
 from ._kv_keys import kv_key, split_kv_key, table_token
-from ._lmdb import CURSORS, iso_us, now_us
+from ._lmdb import CURSORS, SIDE_TABLES, iso_us, now_us
 from ._loop_thread import LoopThread
 from ._nats_connect import NatsOptions, connect, servers_text
 from ._partition import partition_of, partition_subject, partition_wildcard
@@ -93,6 +93,17 @@ def with_seq(payload: bytes, seq: int) -> bytes:
     return b"\x94" + _encoder.encode(seq) + payload[2:]
 
 
+_TABLES = (CURSORS, META, *SIDE_TABLES)
+
+
+def _known(table: bytes) -> bytes:
+    """The same side tables as LMDB, so a misspelt table fails here as it does there."""
+    if table not in _TABLES:
+        names = ", ".join(t.decode() for t in _TABLES)
+        raise LogError(f"no side table {table!r}; the tables are {names}")
+    return table
+
+
 def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
@@ -135,7 +146,7 @@ class JetStreamLog:
         stream: str = "headwater",
         *,
         replicas: int = 1,
-        partitions: int = DEFAULT_PARTITIONS,
+        partitions: int | None = None,
         max_size: int | None = None,
         duplicate_window: float = 120.0,
         ack_timeout: float = 30.0,
@@ -151,12 +162,12 @@ class JetStreamLog:
         self.rejected_stream = f"{stream}-rejected"
         self.bucket = f"{stream}-state"
         self.replicas = replicas
-        self.partitions = partitions
         self.readonly = readonly
         self._max_size = max_size
         self._duplicate_window = duplicate_window
         self._ack_timeout = ack_timeout
-        self._subjects = [partition_subject(stream, n) for n in range(partitions)]
+        self._partitions_given = partitions is not None
+        self._use_partitions(partitions or DEFAULT_PARTITIONS)
         self._rejected_subject = f"{stream}.rejected"
         self._last_received = 0
         self._closing = False
@@ -176,6 +187,10 @@ class JetStreamLog:
             self._bridge.run(self._disconnect(), timeout=10)
             self._bridge.stop()
             raise
+
+    def _use_partitions(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._subjects = [partition_subject(self.stream, n) for n in range(partitions)]
 
     @classmethod
     def from_config(cls, config: LogConfig, *, readonly: bool = False) -> JetStreamLog:
@@ -226,6 +241,9 @@ class JetStreamLog:
                 self._kv = await self._js.key_value(self.bucket)
             except BucketNotFoundError:
                 self._kv = None
+            stored = await self._get_value(META, b"partitions")
+            if stored is not None:
+                self._use_partitions(int(stored))
         else:
             await self._ensure_stream(
                 api.StreamConfig(
@@ -303,6 +321,8 @@ class JetStreamLog:
         partitions = await self._get_value(META, b"partitions")
         if partitions is None:
             await self._write_ops([(META, b"partitions", str(self.partitions).encode())])
+        elif not self._partitions_given:
+            self._use_partitions(int(partitions))
         elif int(partitions) != self.partitions:
             raise LogError(
                 f"[log] partitions = {self.partitions}, but stream {self.stream!r} is "
@@ -605,7 +625,7 @@ class JetStreamLog:
         kv = self._kv
         if kv is None:
             return None
-        name = kv_key(table, key)
+        name = kv_key(_known(table), key)
         try:
             entry = await self._retry(lambda: kv.get(name), f"reading {name}")
         except KeyNotFoundError:
@@ -620,7 +640,7 @@ class JetStreamLog:
         pre = f"$KV.{self.bucket}."
         for message in self._read_stream(
             f"KV_{self.bucket}",
-            filter_subject=f"{pre}{table_token(table)}.>",
+            filter_subject=f"{pre}{table_token(_known(table))}.>",
             last_per_subject=True,
         ):
             if message.headers and message.headers.get("KV-Operation") in ("DEL", "PURGE"):
@@ -649,7 +669,7 @@ class JetStreamLog:
         if kv is None:
             raise LogClosedError("the log is closed")
         for table, key, value in ops:
-            name = kv_key(table, key)
+            name = kv_key(_known(table), key)
 
             async def apply(name: str = name, value: bytes | None = value) -> None:
                 if value is None:
