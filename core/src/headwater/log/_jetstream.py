@@ -39,16 +39,18 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from ._errors import LogClosedError, LogError
+from ._jetstream_layout import ensure_bucket, ensure_stream, events_stream, rejected_stream
 from ._jetstream_publish import Outgoing, Publisher
 from ._jetstream_read import StreamMessage, StreamReader
-from ._kv_keys import kv_key, split_kv_key, table_token
-from ._lmdb import CURSORS, SIDE_TABLES, iso_us, now_us
+from ._jetstream_retry import Retrier
+from ._jetstream_state import StateBucket
+from ._lmdb import CURSORS, META, iso_us, now_us
 from ._loop_thread import LoopThread
 from ._nats_connect import NatsOptions, connect, servers_text
 from ._partition import partition_of, partition_subject, partition_wildcard
@@ -65,7 +67,6 @@ from ._records import (
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js.client import JetStreamContext
-    from nats.js.kv import KeyValue
 
     from ..config import LogConfig
 
@@ -73,7 +74,6 @@ T = TypeVar("T")
 SideOp = tuple[bytes, bytes, bytes | None]
 
 FORMAT_VERSION = b"1"
-META = b"meta"
 SCAN_CHUNK = 1024
 DEFAULT_PARTITIONS = 16
 IN_LOOP_WAIT = 2.0
@@ -93,17 +93,6 @@ def with_seq(payload: bytes, seq: int) -> bytes:
     return b"\x94" + _encoder.encode(seq) + payload[2:]
 
 
-_TABLES = (CURSORS, META, *SIDE_TABLES)
-
-
-def _known(table: bytes) -> bytes:
-    """The same side tables as LMDB, so a misspelt table fails here as it does there."""
-    if table not in _TABLES:
-        names = ", ".join(t.decode() for t in _TABLES)
-        raise LogError(f"no side table {table!r}; the tables are {names}")
-    return table
-
-
 def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
@@ -120,21 +109,6 @@ def _require_nats() -> None:
             '[log] backend = "jetstream" needs the NATS client: '
             "pip install 'headwater[jetstream]' (or: pip install nats-py)"
         ) from None
-
-
-def _transient_errors() -> tuple[type[Exception], ...]:
-    from nats import errors as nats_errors
-    from nats.js import errors as js_errors
-
-    return (
-        nats_errors.TimeoutError,
-        nats_errors.NoRespondersError,
-        nats_errors.ConnectionReconnectingError,
-        nats_errors.OutboundBufferLimitError,
-        js_errors.ServiceUnavailableError,
-        js_errors.NoStreamResponseError,
-        asyncio.TimeoutError,
-    )
 
 
 class JetStreamLog:
@@ -174,11 +148,11 @@ class JetStreamLog:
         self._closed = False
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
-        self._transient = _transient_errors()
+        self._retry = Retrier(ack_timeout, servers_text(options.servers))
         self._stats_cache: tuple[float, LogStats] | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._kv: KeyValue | None = None
+        self._state: StateBucket | None = None
         self._publisher: Publisher | None = None
         self._bridge = LoopThread(f"headwater-jetstream-{stream}")
         try:
@@ -221,106 +195,65 @@ class JetStreamLog:
     # -- connection and layout ---------------------------------------------------------
 
     async def _open(self) -> None:
-        from nats.js import api
         from nats.js.errors import BucketNotFoundError, NotFoundError
 
         self._idle = asyncio.Event()
         self._idle.set()
-        self._nc = await connect(self.options)
-        self._js = self._nc.jetstream(timeout=5)
+        self._nc = nc = await connect(self.options)
+        self._js = js = nc.jetstream(timeout=5)
         if self.readonly:
             for name in (self.stream, self.rejected_stream):
                 try:
-                    await self._js.stream_info(name)
+                    await js.stream_info(name)
                 except NotFoundError:
                     raise LogError(
                         f"no JetStream stream {name!r} on {servers_text(self.options.servers)}; "
                         "run `headwater serve` with this [log] config first"
                     ) from None
             try:
-                self._kv = await self._js.key_value(self.bucket)
+                kv = await js.key_value(self.bucket)
             except BucketNotFoundError:
-                self._kv = None
-            stored = await self._get_value(META, b"partitions")
+                kv = None
+            self._state = StateBucket(nc, js, self.bucket, kv, self._retry)
+            stored = await self._state.get(META, b"partitions")
             if stored is not None:
                 self._use_partitions(int(stored))
         else:
-            await self._ensure_stream(
-                api.StreamConfig(
-                    name=self.stream,
-                    subjects=[partition_wildcard(self.stream)],
-                    storage=api.StorageType.FILE,
-                    num_replicas=self.replicas,
+            replicas, retry = self.replicas, self._retry
+            await ensure_stream(
+                js,
+                events_stream(
+                    self.stream,
+                    replicas=replicas,
                     duplicate_window=self._duplicate_window,
-                    max_bytes=self._max_size if self._max_size is not None else -1,
-                    discard=api.DiscardPolicy.NEW,
-                )
+                    max_size=self._max_size,
+                ),
+                retry,
             )
-            await self._ensure_stream(
-                api.StreamConfig(
-                    name=self.rejected_stream,
-                    subjects=[self._rejected_subject],
-                    storage=api.StorageType.FILE,
-                    num_replicas=self.replicas,
-                    discard=api.DiscardPolicy.OLD,
-                )
+            config = rejected_stream(
+                self.rejected_stream, self._rejected_subject, replicas=replicas
             )
-            self._kv = await self._ensure_kv()
-            await self._check_format()
-        self._publisher = Publisher(self._nc, deadline=self._ack_timeout)
+            await ensure_stream(js, config, retry)
+            kv = await ensure_bucket(js, self.bucket, replicas=replicas, retry=retry)
+            self._state = StateBucket(nc, js, self.bucket, kv, retry)
+            await self._check_format(self._state)
+        self._publisher = Publisher(nc, deadline=self._ack_timeout)
         await self._publisher.start()
 
-    async def _ensure_stream(self, config: Any) -> None:
-        """Create the stream, or use the one that exists (another daemon made it first)."""
-        from nats.js.errors import BadRequestError, NotFoundError
-
-        js = self._require_js()
-        try:
-            await self._retry(lambda: js.stream_info(config.name), f"stream {config.name}")
-            return
-        except NotFoundError:
-            pass
-        try:
-            await self._retry(lambda: js.add_stream(config), f"creating stream {config.name}")
-        except BadRequestError as exc:  # created meanwhile with another config: use it
-            if "already in use" not in str(exc):
-                raise LogError(f"cannot create JetStream stream {config.name!r}: {exc}") from None
-
-    async def _ensure_kv(self) -> KeyValue:
-        from nats.js import api
-        from nats.js.errors import BadRequestError, BucketNotFoundError
-
-        js = self._require_js()
-        try:
-            return await self._retry(lambda: js.key_value(self.bucket), "state bucket")
-        except BucketNotFoundError:
-            pass
-        config = api.KeyValueConfig(
-            bucket=self.bucket,
-            history=1,
-            replicas=self.replicas,
-            storage=api.StorageType.FILE,
-            direct=False,
-        )
-        try:
-            return await self._retry(lambda: js.create_key_value(config), "state bucket")
-        except BadRequestError:
-            return await js.key_value(self.bucket)
-
-    async def _check_format(self) -> None:
+    async def _check_format(self, state: StateBucket) -> None:
         """The format version, and the partition count every daemon must agree on: a
         daemon with another count would put a user's events on another subject."""
-        stored = await self._get_value(META, b"format_version")
+        stored = await state.get(META, b"format_version")
         if stored is None:
-            await self._write_ops([(META, b"format_version", FORMAT_VERSION)])
+            await state.write([(META, b"format_version", FORMAT_VERSION)])
         elif stored != FORMAT_VERSION:
             raise LogError(
                 f"JetStream stream {self.stream!r} has log format {stored.decode()}, this build "
                 f"reads {FORMAT_VERSION.decode()}; use the Headwater version that wrote it"
             )
-        partitions = await self._get_value(META, b"partitions")
+        partitions = await state.get(META, b"partitions")
         if partitions is None:
-            await self._write_ops([(META, b"partitions", str(self.partitions).encode())])
+            await state.write([(META, b"partitions", str(self.partitions).encode())])
         elif not self._partitions_given:
             self._use_partitions(int(partitions))
         elif int(partitions) != self.partitions:
@@ -335,28 +268,6 @@ class JetStreamLog:
         if self._js is None:
             raise LogClosedError("the log is closed")
         return self._js
-
-    async def _retry(self, op: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run an idempotent request, retrying while the cluster has no leader for it (a
-        node died, an election is running) up to the ack timeout."""
-        from nats.errors import ConnectionClosedError
-
-        deadline = time.monotonic() + self._ack_timeout
-        delay = 0.05
-        while True:
-            try:
-                return await op()
-            except ConnectionClosedError:
-                raise LogClosedError("the NATS connection of the log is closed") from None
-            except self._transient as exc:
-                if time.monotonic() + delay > deadline:
-                    raise LogError(
-                        f"{what}: JetStream did not answer within {self._ack_timeout:.0f} s "
-                        f"({type(exc).__name__}); check that a quorum of "
-                        f"{servers_text(self.options.servers)} is up"
-                    ) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
 
     def _blocking(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the NATS loop and wait. Called from a thread that runs an event
@@ -433,7 +344,7 @@ class JetStreamLog:
             acks = await self._publisher.publish(messages)
             seqs = [ack.seq for ack in acks[: len(events)]]
             if side_ops:
-                await self._write_ops(side_ops)
+                await self._require_state().write(side_ops)
             if seqs:
                 return AppendResult(min(seqs), max(seqs), received_at, len(rejected))
             last = await self._last_seq()
@@ -498,26 +409,15 @@ class JetStreamLog:
             yield message.seq, with_seq(message.data, message.seq)
 
     def _read_stream(
-        self,
-        stream: str,
-        start_seq: int = 1,
-        end_seq: int | None = None,
-        *,
-        filter_subject: str | None = None,
-        last_per_subject: bool = False,
+        self, stream: str, start_seq: int = 1, end_seq: int | None = None
     ) -> Iterator[StreamMessage]:
+        """Blocking chunked read of a stream for a sync caller; the consumer is removed
+        when the iteration ends or is abandoned (and by the server if that is missed)."""
         if end_seq is not None and end_seq < max(start_seq, 1):
             return
         nc, js = self._nc, self._require_js()
         assert nc is not None
-        reader = StreamReader(
-            nc,
-            js,
-            stream,
-            start_seq=start_seq,
-            filter_subject=filter_subject,
-            last_per_subject=last_per_subject,
-        )
+        reader = StreamReader(nc, js, stream, start_seq=start_seq)
         try:
             if self._blocking(reader.open()) == 0:
                 return
@@ -581,7 +481,7 @@ class JetStreamLog:
         state = await self._stream_state(self.stream)
         rejected = await self._stream_state(self.rejected_stream)
         total_bytes = int(state.bytes or 0) + int(rejected.bytes or 0)
-        if self._kv is not None:
+        if self._state is not None and self._state.kv is not None:
             total_bytes += int((await self._stream_state(f"KV_{self.bucket}")).bytes or 0)
         first = last = None
         first_time = last_time = None
@@ -617,39 +517,11 @@ class JetStreamLog:
         return {k.decode(): key_seq(v) for k, v in self.items(CURSORS)}
 
     def get_value(self, table: bytes, key: bytes) -> bytes | None:
-        return self._blocking(self._get_value(table, key))
-
-    async def _get_value(self, table: bytes, key: bytes) -> bytes | None:
-        from nats.js.errors import KeyNotFoundError
-
-        kv = self._kv
-        if kv is None:
-            return None
-        name = kv_key(_known(table), key)
-        try:
-            entry = await self._retry(lambda: kv.get(name), f"reading {name}")
-        except KeyNotFoundError:
-            return None
-        return entry.value if entry.value is not None else b""
+        return self._blocking(self._require_state().get(table, key))
 
     def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """(key, value) pairs of a side table whose key starts with ``prefix``, sorted."""
-        if self._kv is None:
-            return []
-        out: list[tuple[bytes, bytes]] = []
-        pre = f"$KV.{self.bucket}."
-        for message in self._read_stream(
-            f"KV_{self.bucket}",
-            filter_subject=f"{pre}{table_token(_known(table))}.>",
-            last_per_subject=True,
-        ):
-            if message.headers and message.headers.get("KV-Operation") in ("DEL", "PURGE"):
-                continue
-            _table, key = split_kv_key(message.subject[len(pre) :])
-            if key.startswith(prefix):
-                out.append((key, message.data))
-        out.sort()
-        return out
+        return self._blocking(self._require_state().items(table, prefix))
 
     def put_value(self, table: bytes, key: bytes, value: bytes) -> None:
         self.write_batch([(table, key, value)])
@@ -662,22 +534,12 @@ class JetStreamLog:
         Not all-or-nothing: order the ops so that a prefix of them is a safe state."""
         if self.readonly:
             raise LogError("the log was opened read-only")
-        self._blocking(self._write_ops(ops))
+        self._blocking(self._require_state().write(ops))
 
-    async def _write_ops(self, ops: Sequence[SideOp]) -> None:
-        kv = self._kv
-        if kv is None:
+    def _require_state(self) -> StateBucket:
+        if self._state is None:
             raise LogClosedError("the log is closed")
-        for table, key, value in ops:
-            name = kv_key(_known(table), key)
-
-            async def apply(name: str = name, value: bytes | None = value) -> None:
-                if value is None:
-                    await kv.delete(name)
-                else:
-                    await kv.put(name, value)
-
-            await self._retry(apply, f"writing {name}")
+        return self._state
 
     # -- for services that talk to NATS themselves (shared delivery) -----------------------
 
@@ -704,7 +566,7 @@ class JetStreamLog:
         """``write_batch`` for callers on an event loop (it does not block the loop)."""
         if self.readonly:
             raise LogError("the log was opened read-only")
-        await self._bridge.call(self._write_ops(ops))
+        await self._bridge.call(self._require_state().write(ops))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -735,7 +597,7 @@ class JetStreamLog:
             except Exception:
                 await self._nc.close()
         self._js = None
-        self._kv = None
+        self._state = None
 
     def drop(self) -> None:
         """Delete the streams and the state bucket: every event and cursor. For tests and

@@ -1,0 +1,107 @@
+"""The side tables of a JetStream log (cursors, checkpoints, dead letters, replay jobs,
+retries, destinations, meta) as one KV bucket, ``<table>.<escaped key>`` per entry.
+
+The tables are LMDB's, so a misspelt table fails the same way on both backends. A batch of
+writes is applied in order, each one durable when it returns; it is not all-or-nothing
+(JetStream 2.9 has no multi-key transaction): callers order their writes so that any
+prefix is a safe state (dead letters before the cursor that passes them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._errors import LogError
+from ._jetstream_read import StreamReader
+from ._jetstream_retry import Retrier
+from ._kv_keys import kv_key, split_kv_key, table_token
+from ._lmdb import CURSORS, META, SIDE_TABLES
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.client import JetStreamContext
+    from nats.js.kv import KeyValue
+
+SideOp = tuple[bytes, bytes, bytes | None]
+TABLES = (CURSORS, META, *SIDE_TABLES)
+
+
+def known(table: bytes) -> bytes:
+    if table not in TABLES:
+        names = ", ".join(t.decode() for t in TABLES)
+        raise LogError(f"no side table {table!r}; the tables are {names}")
+    return table
+
+
+class StateBucket:
+    """Runs on the log's NATS loop; ``kv`` None means a read-only log without state yet."""
+
+    def __init__(
+        self, nc: Client, js: JetStreamContext, bucket: str, kv: KeyValue | None, retry: Retrier
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self.bucket = bucket
+        self.kv = kv
+        self._retry = retry
+
+    async def get(self, table: bytes, key: bytes) -> bytes | None:
+        from nats.js.errors import KeyNotFoundError
+
+        kv = self.kv
+        if kv is None:
+            return None
+        name = kv_key(known(table), key)
+        try:
+            entry = await self._retry(lambda: kv.get(name), f"reading {name}")
+        except KeyNotFoundError:
+            return None
+        return entry.value if entry.value is not None else b""
+
+    async def write(self, ops: Sequence[SideOp]) -> None:
+        kv = self.kv
+        if kv is None:
+            raise LogError("the log has no state bucket (opened read-only)")
+        for table, key, value in ops:
+            name = kv_key(known(table), key)
+
+            async def apply(name: str = name, value: bytes | None = value) -> None:
+                if value is None:
+                    await kv.delete(name)
+                else:
+                    await kv.put(name, value)
+
+            await self._retry(apply, f"writing {name}")
+
+    async def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """The table's live entries whose key starts with ``prefix``, sorted by key; read
+        through one short-lived consumer delivering the last value of each key."""
+        if self.kv is None:
+            return []
+        pre = f"$KV.{self.bucket}."
+        reader = StreamReader(
+            self._nc,
+            self._js,
+            f"KV_{self.bucket}",
+            filter_subject=f"{pre}{table_token(known(table))}.>",
+            last_per_subject=True,
+        )
+        out: list[tuple[bytes, bytes]] = []
+        try:
+            if await reader.open():
+                while True:
+                    chunk = await reader.fetch(1024)
+                    for message in chunk:
+                        op = (message.headers or {}).get("KV-Operation")
+                        if op in ("DEL", "PURGE"):
+                            continue
+                        _table, key = split_kv_key(message.subject[len(pre) :])
+                        if key.startswith(prefix):
+                            out.append((key, message.data))
+                    if not chunk or reader.pending == 0:
+                        break
+        finally:
+            await reader.close()
+        out.sort()
+        return out
