@@ -304,3 +304,14 @@ def test_an_append_waiting_through_a_nats_crash_completes_after_restart(
         assert [r.event["messageId"] for r in log.scan()] == [f"m-{i}" for i in range(200)]
     finally:
         log.close()
+
+
+def test_tls_and_credentials_files_are_checked_before_connecting(tmp_path: Path) -> None:
+    from headwater.log._nats_connect import tls_context
+
+    assert tls_context(NatsOptions()) is None
+    assert tls_context(NatsOptions(servers=("tls://nats.example:4222",))) is not None
+    with pytest.raises(LogError, match=r"tls_ca = .*no such file"):
+        tls_context(NatsOptions(tls=True, tls_ca=str(tmp_path / "missing.pem")))
+    with pytest.raises(LogError, match=r"credentials = .*\.creds file"):
+        JetStreamLog(NatsOptions(credentials=str(tmp_path / "missing.creds")), "hw")
