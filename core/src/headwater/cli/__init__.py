@@ -15,6 +15,8 @@ from ._dlq import dlq_group
 from ._import import import_command
 from ._init import init_group
 from ._log import log_group
+from ._reload import reload_command
+from ._replay import replay_group
 from ._serve import serve
 from ._validate import validate_command
 
@@ -34,6 +36,8 @@ cli.add_command(config_group)
 cli.add_command(serve)
 cli.add_command(destinations_command)
 cli.add_command(dlq_group)
+cli.add_command(replay_group)
+cli.add_command(reload_command)
 
 
 def main() -> None:

@@ -71,13 +71,18 @@ def _never_started(destination: str, connector: str, enabled: bool) -> Destinati
     )
 
 
-@click.command("destinations")
+@click.group("destinations", invoke_without_command=True)
 @config_option
 @format_option
 @data_dir_option
-def destinations_command(config_path: Path | None, fmt: str, data_dir: Path | None) -> None:
+@click.pass_context
+def destinations_command(
+    ctx: click.Context, config_path: Path | None, fmt: str, data_dir: Path | None
+) -> None:
     """State, lag (events and seconds) and delivered / retried / dead-lettered counts of
-    every configured destination."""
+    every configured destination; subcommands pause, resume and forget one."""
+    if ctx.invoked_subcommand is not None:
+        return
     config = load(config_path, data_dir)
     try:
         rows = statuses(config)

@@ -139,7 +139,7 @@ class Daemon:
             self.contexts[instance.id] = context
             routes = source.routes()
             if routes:
-                self.routes.add_routes(routes)
+                self.routes.add_routes(routes, owner=f"source:{instance.id}")
                 cap = max(cap, source.max_body_bytes())
         return cap
 

@@ -45,13 +45,27 @@ class PullSourceRunner:
         )
 
     async def start(self) -> None:
-        for instance_id, source in self.daemon.sources.items():
-            if not is_pull_source(source):
-                continue
-            context = self.daemon.contexts[instance_id]
-            self.tasks[instance_id] = asyncio.create_task(
-                self._supervise(instance_id, source, context), name=f"source:{instance_id}"
-            )
+        for instance_id in self.daemon.sources:
+            self.start_source(instance_id)
+
+    def start_source(self, instance_id: str) -> bool:
+        """Run the daemon's source ``instance_id`` if it is a pull source (at start, and
+        when a reload adds or changes it); False for a push source."""
+        source = self.daemon.sources[instance_id]
+        if not is_pull_source(source):
+            return False
+        context = self.daemon.contexts[instance_id]
+        self.tasks[instance_id] = asyncio.create_task(
+            self._supervise(instance_id, source, context), name=f"source:{instance_id}"
+        )
+        return True
+
+    async def stop_source(self, instance_id: str) -> None:
+        """Cancel one pull source's task (a reload removed or changed it)."""
+        task = self.tasks.pop(instance_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT)
 
     async def _supervise(self, instance_id: str, source: Source, context: InstanceContext) -> None:
         backoff = self.first_backoff

@@ -30,6 +30,7 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class _Route:
     template: str
     handlers: list[PushHandler] = field(default_factory=list)
+    owners: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -55,9 +56,17 @@ class RouteTable:
         )
 
     def add(
-        self, method: str, path: str, handler: PushHandler, *, admin: bool | None = None
+        self,
+        method: str,
+        path: str,
+        handler: PushHandler,
+        *,
+        admin: bool | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Serve ``method path`` with ``handler``; ``admin`` defaults to paths under /admin/."""
+        """Serve ``method path`` with ``handler``; ``admin`` defaults to paths under /admin/.
+        ``owner`` (e.g. ``source:web``) lets ``remove_owner`` take the routes away again
+        when a reload removes or changes that source."""
         method = method.upper()
         path = _normalise(path)
         if admin is None:
@@ -65,17 +74,36 @@ class RouteTable:
         if admin:
             handler = self._guarded(handler)
         if "{" not in path:
-            self._exact.setdefault((method, path), _Route(path)).handlers.append(handler)
-            return
-        for pattern in self._patterns:
-            if pattern.method == method and pattern.template == path:
-                pattern.route.handlers.append(handler)
-                return
-        self._patterns.append(_Pattern(method, path, _compile(path), _Route(path, [handler])))
+            route = self._exact.setdefault((method, path), _Route(path))
+        else:
+            found = next(
+                (p for p in self._patterns if p.method == method and p.template == path), None
+            )
+            if found is None:
+                found = _Pattern(method, path, _compile(path), _Route(path))
+                self._patterns.append(found)
+            route = found.route
+        route.handlers.append(handler)
+        route.owners.append(owner)
 
-    def add_routes(self, routes: Sequence[tuple[str, str, PushHandler]]) -> None:
+    def add_routes(
+        self, routes: Sequence[tuple[str, str, PushHandler]], *, owner: str | None = None
+    ) -> None:
         for method, path, handler in routes:
-            self.add(method, path, handler)
+            self.add(method, path, handler, owner=owner)
+
+    def remove_owner(self, owner: str) -> int:
+        """Drop every handler added with ``owner``; a route left without handlers goes
+        (404 again). Returns how many handlers were removed."""
+        removed = 0
+        for route in [*self._exact.values(), *(p.route for p in self._patterns)]:
+            keep = [(h, o) for h, o in zip(route.handlers, route.owners, strict=True) if o != owner]
+            removed += len(route.handlers) - len(keep)
+            route.handlers = [h for h, _ in keep]
+            route.owners = [o for _, o in keep]
+        self._exact = {k: r for k, r in self._exact.items() if r.handlers}
+        self._patterns = [p for p in self._patterns if p.route.handlers]
+        return removed
 
     def templates(self) -> list[tuple[str, str]]:
         """(method, path) of every route, for listings."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..lifecycle import lifecycle_services
 from ..router._service import router_service
 from ._pull import PullSourceRunner
 
@@ -37,4 +38,5 @@ def build_services(daemon: Daemon) -> list[Service]:
         services.append(SharedDelivery(daemon))
     else:
         services.append(router_service(daemon))
+    services += lifecycle_services(daemon, services)
     return services

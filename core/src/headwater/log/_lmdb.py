@@ -54,6 +54,7 @@ SIDE_TABLES = (b"dead_letters", b"checkpoints", b"replays", b"retries", b"destin
 MAX_TABLES = 32
 DEFAULT_MAP_SIZE = 1 << 30
 SCAN_CHUNK = 1024
+TRIM_BATCH = 2000
 
 _encoder = msgspec.msgpack.Encoder()
 _RECORD_PREFIX = b"\x94\xcf"
@@ -339,6 +340,52 @@ class LmdbLog:
             bytes=self.disk_bytes(),
             rejected=n_rejected,
         )
+
+    def events_bytes(self) -> int:
+        """Bytes the events table's pages take inside the data file (what retention by
+        size measures: the file itself never shrinks, LMDB reuses freed pages)."""
+        db = self._db(EVENTS)
+        if db is None:
+            return 0
+        with self._read() as txn:
+            stat = txn.stat(db)
+        pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+        return int(pages * stat["psize"])
+
+    def trim(self, up_to_seq: int, *, batch: int = TRIM_BATCH) -> int:
+        """Delete the events with ``seq <= up_to_seq``, oldest first, for retention; return
+        how many. Each transaction deletes at most ``batch`` keys and is durable on its
+        own, so appends wait for one short transaction at a time. The newest event is
+        never deleted: the next sequence number is read from it. Readers are unaffected
+        (their transactions keep the pages they see); scans skip what is gone."""
+        events_db = self._db(EVENTS)
+        if events_db is None:
+            return 0
+        deleted = 0
+        while True:
+            done = [0]
+
+            def apply(txn: Any) -> None:
+                done[0] = 0
+                with txn.cursor(db=events_db) as cur:
+                    if not cur.last():
+                        return
+                    newest = key_seq(cur.key())
+                    limit = min(up_to_seq, newest - 1)
+                    if not cur.first():
+                        return
+                    while done[0] < batch:
+                        key = cur.key()
+                        if not key or key_seq(key) > limit:
+                            return
+                        if not cur.delete():
+                            return
+                        done[0] += 1
+
+            self._write(apply)
+            deleted += done[0]
+            if done[0] < batch:
+                return deleted
 
     def disk_bytes(self) -> int:
         """Bytes the data file occupies on disk (allocated blocks, as `du` counts them)."""

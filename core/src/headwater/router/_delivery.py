@@ -33,6 +33,7 @@ from headwater_spec import Destination, Event, EventError, Outcome, event_from_d
 
 from ..log import AnyLog, LogClosedError, LogRecord, now_us
 from ._batcher import BatchLimits, estimate_json_size
+from ._cancel import cancel_and_wait
 from ._filter import EventFilter
 from ._health import Health
 from ._lane import Item, Lane, lane_index
@@ -192,16 +193,10 @@ class DestinationLoop:
         """Stop sending (in-flight requests are abandoned and re-sent after a restart),
         save the state, close the connector."""
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._committer is not None:
-            self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._committer
+            await cancel_and_wait([self._committer])
             self._committer = None
         state = self.state
         if state is not None:

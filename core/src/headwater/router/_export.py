@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from ._delivery import DestinationLoop
@@ -90,7 +90,8 @@ class RouterMetrics:
         state.on_count = on_count
         loop.on_latency = self.latency.labels(loop.id).observe
 
-    def refresh(self, loops: Sequence[DestinationLoop]) -> None:
+    def refresh(self, current: Iterable[DestinationLoop]) -> None:
+        loops = list(current)  # the router's live view: destinations come and go on reload
         if not loops:
             return
         log = loops[0].log
@@ -111,7 +112,7 @@ class RouterMetrics:
             self.lag_seconds.labels(loop.id).value = age
             self.pending.labels(loop.id).value = loop.pending
 
-    async def run(self, loops: Sequence[DestinationLoop], interval: float = 1.0) -> None:
+    async def run(self, loops: Iterable[DestinationLoop], interval: float = 1.0) -> None:
         while True:
             with contextlib.suppress(Exception):
                 self.refresh(loops)

@@ -10,6 +10,7 @@ prefix and come back in log order.
 - ``dead_letters`` ``<id>\\0<seq>`` -> DeadLetter
 - ``destinations`` ``stats\\0<id>`` -> DestinationRecord (counters, state, owning pid)
                    ``redrive\\0<id>`` -> RedriveRequest (written by `headwater dlq redrive`)
+                   ``paused\\0<id>`` -> time paused (`headwater destinations pause`)
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ RETRIES = b"retries"
 DESTINATIONS = b"destinations"
 _SEP = b"\x00"
 
-State = Literal["starting", "running", "backing_off", "stopped", "disabled", "failed"]
+State = Literal[
+    "starting", "running", "backing_off", "stopped", "disabled", "failed", "paused"
+]
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
@@ -112,6 +115,16 @@ def stats_key(destination: str) -> bytes:
 
 def redrive_key(destination: str) -> bytes:
     return b"redrive" + _SEP + destination.encode()
+
+
+def pause_key(destination: str) -> bytes:
+    """``destinations`` key of a paused destination's flag (`headwater destinations pause`):
+    durable, so a paused destination stays paused across restarts."""
+    return b"paused" + _SEP + destination.encode()
+
+
+def is_paused(log: Any, destination: str) -> bool:
+    return log.get_value(DESTINATIONS, pause_key(destination)) is not None
 
 
 _encoder = msgspec.msgpack.Encoder()

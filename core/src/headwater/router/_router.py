@@ -25,7 +25,7 @@ from ._context import InstanceContext
 from ._deadletters import list_dead_letters, purge_dead_letters
 from ._delivery import DeliverySettings, DestinationLoop, StartError
 from ._export import MetricsRegistry, RouterMetrics
-from ._records import DeadLetter
+from ._records import DeadLetter, is_paused
 from ._settings import SettingsError, delivery_settings, event_filter
 from ._status import DestinationStatus, read_status
 
@@ -100,29 +100,47 @@ class Router:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         for instance in self.config.destinations.values():
-            if not instance.enabled:
-                continue
-            try:
-                loop = self._build(instance)
-                await loop.start()
-            except (UnknownConnectorError, SettingsError, StartError, ValueError, TypeError) as exc:
-                self.errors[instance.id] = str(exc)
-                _log.error(
-                    "destination %s not started: %s",
-                    instance.id,
-                    exc,
-                    extra={"destination": instance.id},
-                )
-                continue
-            self.loops[instance.id] = loop
-            if self.metrics is not None:
-                self.metrics.bind(loop)
+            if instance.enabled and not is_paused(self.log, instance.id):
+                await self.start_destination(instance)
         listen = getattr(self.log, "add_commit_listener", None)
         if listen is not None:
             self._unlisten = listen(self.notify)
         if self.metrics is not None:
-            loops = list(self.loops.values())
-            self._refresher = asyncio.create_task(self.metrics.run(loops), name="hw-router-metrics")
+            self._refresher = asyncio.create_task(
+                self.metrics.run(self.loops.values()), name="hw-router-metrics"
+            )
+
+    async def start_destination(self, instance: ConnectorInstance) -> DestinationLoop | None:
+        """Build and start one destination: at start, and when a reload adds or changes it
+        or it is resumed. A destination that cannot start is kept in ``errors``."""
+        self.errors.pop(instance.id, None)
+        try:
+            loop = self._build(instance)
+            await loop.start()
+        except (UnknownConnectorError, SettingsError, StartError, ValueError, TypeError) as exc:
+            self.errors[instance.id] = str(exc)
+            _log.error(
+                "destination %s not started: %s",
+                instance.id,
+                exc,
+                extra={"destination": instance.id},
+            )
+            return None
+        self.loops[instance.id] = loop
+        if self.metrics is not None:
+            self.metrics.bind(loop)
+        return loop
+
+    async def stop_destination(self, destination: str) -> bool:
+        """Stop one destination's loop (in-flight sends are abandoned and re-sent when it
+        starts again; its cursor, retries and dead letters stay in the log)."""
+        self.errors.pop(destination, None)
+        loop = self.loops.pop(destination, None)
+        if loop is None:
+            return False
+        with contextlib.suppress(Exception):
+            await loop.stop()
+        return True
 
     async def stop(self) -> None:
         if self._unlisten is not None:
@@ -164,13 +182,19 @@ class Router:
             if loop is not None:
                 out.append(loop.status())
             else:
+                if not instance.enabled:
+                    state = "disabled"
+                elif is_paused(self.log, instance.id):
+                    state = "paused"
+                else:
+                    state = "failed"
                 out.append(
                     read_status(
                         self.log,
                         instance.id,
                         connector=instance.connector,
                         enabled=instance.enabled,
-                        state="disabled" if not instance.enabled else "failed",
+                        state=state,
                         error=self.errors.get(instance.id),
                     )
                 )

@@ -110,10 +110,7 @@ class DeliveryState:
         staged, self._ops = self._ops, []
         self._record_dirty = False
         low = self.watermark.low
-        ops = list(staged)
-        if low != self.saved_cursor:
-            ops.append((CURSORS, cursor_key(self.destination), seq_key(low)))
-        ops.append((DESTINATIONS, stats_key(self.destination), encode(self.record)))
+        ops = [*staged, *self.position_ops(low)]
         try:
             await self.log.append("", (), side_ops=ops)
         except LogClosedError:
@@ -138,6 +135,16 @@ class DeliveryState:
         for table, key, value in staged:
             if (table, key) in unsaved and unsaved[(table, key)] is value:
                 del unsaved[(table, key)]
+
+    def position_ops(self, low: int) -> list[SideOp]:
+        """The cursor and record writes that go with every commit. A replay job overrides
+        this to keep its own cursor and job record (headwater.replay), while its dead
+        letters stay the destination's."""
+        ops: list[SideOp] = []
+        if low != self.saved_cursor:
+            ops.append((CURSORS, cursor_key(self.destination), seq_key(low)))
+        ops.append((DESTINATIONS, stats_key(self.destination), encode(self.record)))
+        return ops
 
     async def flush(self) -> None:
         """Commit what is staged now (used at stop)."""

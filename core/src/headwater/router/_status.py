@@ -23,6 +23,7 @@ from ._records import (
     cursor_key,
     decode_destination,
     event_prefix,
+    pause_key,
     redrive_key,
     stats_key,
 )
@@ -119,6 +120,8 @@ def read_status(
             state = "disabled"
         elif error:
             state = "failed"
+        elif log.get_value(DESTINATIONS, pause_key(destination)) is not None:
+            state = "paused"
         elif pid_alive(record.pid):
             state = record.state
         else:

@@ -1,0 +1,405 @@
+"""One replay job at work: its own reader over the job's seq range, feeding the router's
+lanes for the target destination.
+
+The reader reads the range from the job's cursor in short read transactions, applies the
+job's filter and the destination's, and hands events to ``Lane``s built exactly as the
+destination's live loop builds them (same batching, per-user order, retry schedule, dead
+letters, send timeout and destination-wide backoff), so a replayed event travels the same
+path as a live one. What differs:
+
+- it has its own lanes and connector instance, so live delivery to the same destination
+  never waits behind history (and the other way round); when the destination is live in
+  this process, both share its rate limiter, so its ``rate_limit`` and a ``Retry-After``
+  hold apply to the sum of the two;
+- its cursor and record are its own (``ReplayState``), its parked retries live under the
+  job's namespace, while dead letters are the destination's;
+- the reader is paced by the job's ``rate`` (events per second) and reads in small chunks,
+  yielding the event loop between them, so ingestion and live delivery keep their latency;
+- it ends: once every seq of the range is finished and nothing is parked, the job is done.
+
+Per-user order holds within the replay (as within live delivery); a user's live events may
+reach the destination before that user's replayed history, as with Segment's replays.
+Destinations that care order by the events' own timestamps, which replay keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from headwater_spec import Destination, Event, EventError, Outcome, event_from_dict
+
+from ..log import AnyLog, LogClosedError, LogRecord, now_us
+from ..router import (
+    RETRIES,
+    DeliverySettings,
+    EventFilter,
+    PendingRecord,
+    RateLimiter,
+    estimate_json_size,
+    lane_index,
+)
+from ..router._cancel import cancel_and_wait
+from ..router._health import Health
+from ..router._lane import Item, Lane
+from ..router._parked import Parked
+from ..router._records import decode_pending, event_key, event_prefix
+from ._filter import JobFilter
+from ._pressure import LoopPressure
+from ._records import ReplayJob, cursor_name, retry_namespace
+from ._state import ReplayState
+
+_log = logging.getLogger("headwater.replay")
+_decode_record = msgspec.msgpack.Decoder(LogRecord).decode
+READ_CHUNK = 256
+"""Events admitted between two yields of the event loop: about a millisecond of work."""
+MAX_BURST = 0.1
+"""Seconds of ``rate`` the pacer lets through at once."""
+MIN_CHUNK = 16
+START_RATE = 20_000.0
+"""Events per second an unpaced job starts at before the loop's lag says more is fine."""
+MAX_RATE = 10_000_000.0
+FLOOR_RATE = 1_000.0
+"""The least a job sends per second however busy the loop is, so it always ends."""
+ADJUST_EVERY = 0.02
+LAG_HIGH = 0.005
+LAG_LOW = 0.003
+DECREASE = 0.7
+INCREASE = 1.25
+STEP = 500.0
+
+
+class Pacer:
+    """The reader's pace in events per second: the job's ``rate`` at most, and lower while
+    the event loop is late (see _pressure.py); unpaced without either."""
+
+    def __init__(self, rate: float | None, pressure: LoopPressure | None = None) -> None:
+        self.cap = rate
+        self.pressure = pressure
+        self.current = rate if rate is not None else START_RATE
+        self._next = time.monotonic()
+        self._adjusted = self._next
+
+    @property
+    def paced(self) -> bool:
+        return self.cap is not None or self.pressure is not None
+
+    def chunk(self, default: int) -> int:
+        if not self.paced:
+            return default
+        return max(MIN_CHUNK, min(default, int(self.current * MAX_BURST)))
+
+    def _adjust(self, now: float) -> None:
+        pressure = self.pressure
+        if pressure is None or now - self._adjusted < ADJUST_EVERY:
+            return
+        self._adjusted = now
+        ceiling = self.cap if self.cap is not None else MAX_RATE
+        if pressure.lag > LAG_HIGH:
+            self.current = max(min(FLOOR_RATE, ceiling), self.current * DECREASE)
+        elif pressure.lag < LAG_LOW:
+            self.current = min(ceiling, self.current * INCREASE + STEP)
+
+    async def take(self, count: int) -> None:
+        if count <= 0 or not self.paced:
+            return
+        now = time.monotonic()
+        self._adjust(now)
+        self._next = max(self._next, now - MAX_BURST) + count / self.current
+        wait = self._next - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class ReplayRun:
+    def __init__(
+        self,
+        log: AnyLog,
+        job: ReplayJob,
+        connector: Destination,
+        *,
+        destination_filter: EventFilter | None = None,
+        settings: DeliverySettings | None = None,
+        limiter: RateLimiter | None = None,
+        on_done: Callable[[ReplayRun], None] | None = None,
+        pressure: LoopPressure | None = None,
+    ) -> None:
+        self.log = log
+        self.job = job
+        self.connector = connector
+        self.filter = destination_filter or EventFilter()
+        self.job_filter = JobFilter(job.filter)
+        self.settings = settings or DeliverySettings()
+        self.limiter = limiter or RateLimiter(self.settings.rate_limit)
+        self.health = Health(self.settings.policy, self.limiter, self._recovered)
+        self.pacer = Pacer(job.rate, pressure)
+        self.namespace = retry_namespace(job.id)
+        self.on_done = on_done
+        self.lanes: list[Lane] = []
+        self.state: ReplayState | None = None
+        self.read_pos = 0
+        self._skip: set[int] = set()
+        self._room = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._completion: asyncio.Task[None] | None = None
+        self.stopped = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        job, log = self.job, self.log
+        stored = log.get_cursor(cursor_name(job.id))
+        cursor = stored if stored is not None else job.first_seq
+        first = log.first_seq()
+        if first and cursor < first:
+            gone = min(first, job.last_seq + 1) - cursor
+            if gone > 0:
+                job.skipped += gone
+                _log.warning(
+                    "replay %s: events %d..%d are no longer in the log (retention); "
+                    "continuing at %d",
+                    job.id,
+                    cursor,
+                    cursor + gone - 1,
+                    cursor + gone,
+                    extra={"replay": job.id, "destination": job.destination},
+                )
+            cursor += max(gone, 0)
+        if not job.started_at:
+            job.started_at = now_us()
+        job.state = "running"
+        state = ReplayState(log, job, cursor)
+        if stored != cursor:
+            state.saved_cursor = -1
+        self.state = state
+        self.read_pos = cursor
+        settings = self.settings
+        self.lanes = [
+            Lane(
+                i,
+                self.namespace,
+                send=self._send,
+                state=state,
+                limiter=self.limiter,
+                health=self.health,
+                policy=settings.policy,
+                limits=settings.limits,
+                load_pending=self._load_pending,
+                latency=lambda _seconds: None,
+                send_timeout=settings.send_timeout,
+                on_progress=self._room.set,
+            )
+            for i in range(max(1, settings.concurrency))
+        ]
+        state.pending_count = lambda: self.pending
+        self._load_parked(cursor)
+        state.touch()
+        await state.commit()
+        if self.pacer.pressure is not None:
+            self.pacer.pressure.acquire()
+        self._committer = asyncio.create_task(state.run(), name=f"hw-replay-commit-{job.id}")
+        self._tasks = [asyncio.create_task(self._read(), name=f"hw-replay-read-{job.id}")]
+        self._tasks += [
+            asyncio.create_task(lane.run(), name=f"hw-replay-lane-{job.id}-{lane.index}")
+            for lane in self.lanes
+        ]
+        _log.info(
+            "replay %s to %s: seqs %d..%d from %d (%d parked)",
+            job.id,
+            job.destination,
+            job.first_seq,
+            job.last_seq,
+            cursor,
+            self.pending,
+            extra={"replay": job.id, "destination": job.destination},
+        )
+
+    async def stop(self) -> None:
+        """Stop sending (in-flight batches are abandoned and sent again when the job
+        resumes), save the job's state, close the connector. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        await cancel_and_wait(self._tasks)
+        self._tasks = []
+        if self._committer is not None:
+            await cancel_and_wait([self._committer])
+            self._committer = None
+            if self.pacer.pressure is not None:
+                await self.pacer.pressure.release()
+        state = self.state
+        if state is not None:
+            state.touch()
+            try:
+                await state.flush()
+            except LogClosedError:
+                _log.warning("replay %s: log closed before the last state was saved", self.job.id)
+        with contextlib.suppress(Exception):
+            await self.connector.close()
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        state = self.state
+        assert state is not None
+        job = self.job
+        window = self.settings.window
+        while True:
+            if self.read_pos > job.last_seq:
+                if state.cursor > job.last_seq and not self.pending:
+                    self._completion = asyncio.create_task(self._complete())
+                    return
+                await self._wait_for_room()
+                continue
+            limit = state.watermark.low + window - 1
+            if self.read_pos > limit:
+                await self._wait_for_room()
+                continue
+            end = min(limit, job.last_seq, self.read_pos + self.pacer.chunk(READ_CHUNK) - 1)
+            admitted = 0
+            last = 0
+            for seq, raw in self.log.scan_raw(self.read_pos, end):
+                admitted += self._admit(seq, raw)
+                last = seq
+            if last:
+                self.read_pos = last + 1
+            else:
+                self._skip_missing(end)
+            await self.pacer.take(admitted)
+            await asyncio.sleep(0)
+
+    async def _wait_for_room(self) -> None:
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), 0.5)
+
+    def _skip_missing(self, end: int) -> None:
+        """Nothing at ``read_pos..end``: trimmed by retention while the job ran."""
+        state = self.state
+        assert state is not None
+        first = self.log.first_seq()
+        upto = min(end, first - 1) if first > self.read_pos else end
+        for seq in range(self.read_pos, upto + 1):
+            state.finish(seq)
+        self.job.skipped += upto - self.read_pos + 1
+        self.read_pos = upto + 1
+
+    def _admit(self, seq: int, raw: bytes) -> int:
+        state = self.state
+        assert state is not None
+        if seq in self._skip:  # parked before a restart; the retry table has it
+            self._skip.discard(seq)
+            state.finish(seq)
+            return 0
+        record = _decode_record(raw)
+        event = record.event
+        source = record.source
+        if not self.job_filter.wants(source, event) or not self.filter.wants(source, event):
+            state.count("filtered")
+            state.finish(seq)
+            return 0
+        try:
+            model = event_from_dict(event)
+        except EventError as exc:
+            now = now_us()
+            state.dead_letter(
+                seq,
+                source,
+                record.received_at,
+                event,
+                reason=f"stored event does not match the event model: {exc}",
+                attempts=0,
+                first=now,
+                last=now,
+            )
+            state.finish(seq)
+            return 0
+        user = model.user_key
+        item = Item(
+            seq, user, source, record.received_at, event, model, estimate_json_size(len(raw))
+        )
+        self.lanes[lane_index(user, len(self.lanes))].put(item)
+        return 1
+
+    async def _send(self, events: list[Event]) -> list[Outcome]:
+        return await self.connector.send(events)
+
+    async def _complete(self) -> None:
+        job = self.job
+        job.state = "done"
+        job.finished_at = now_us()
+        await self.stop()
+        _log.info(
+            "replay %s to %s done: %d delivered, %d filtered, %d dead-lettered, %d skipped",
+            job.id,
+            job.destination,
+            job.delivered,
+            job.filtered,
+            job.dead_lettered,
+            job.skipped,
+            extra={"replay": job.id, "destination": job.destination},
+        )
+        if self.on_done is not None:
+            self.on_done(self)
+
+    # -- parked events -----------------------------------------------------------------
+
+    def _load_pending(self, seq: int) -> PendingRecord | None:
+        assert self.state is not None
+        raw = self.state.get(RETRIES, event_key(self.namespace, seq))
+        return None if raw is None else decode_pending(raw)
+
+    def _load_parked(self, cursor: int) -> None:
+        for _key, raw in self.log.items(RETRIES, event_prefix(self.namespace)):
+            pending = decode_pending(raw)
+            lane = self.lanes[lane_index(pending.user, len(self.lanes))]
+            lane.parked.park(
+                Parked(
+                    seq=pending.seq,
+                    user=pending.user,
+                    size=estimate_json_size(len(raw)),
+                    attempts=pending.attempts,
+                    first_attempt_at=pending.first_attempt_at,
+                    next_at=pending.next_at,
+                )
+            )
+            lane.poke()
+            if pending.seq >= cursor:
+                self._skip.add(pending.seq)
+
+    def _recovered(self) -> None:
+        now = now_us()
+        for lane in self.lanes:
+            lane.parked.make_due(now)
+            lane.poke()
+
+    # -- reporting ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return sum(len(lane.parked) for lane in self.lanes)
+
+    @property
+    def cursor(self) -> int:
+        state = self.state
+        if state is not None:
+            return state.cursor
+        stored = self.log.get_cursor(cursor_name(self.job.id))
+        return stored if stored is not None else self.job.first_seq
+
+    def backing_off(self) -> float:
+        return self.limiter.held_for
+
+
+def parked_keys(log: AnyLog, job_id: str) -> list[bytes]:
+    """The job's entries in the retry table (deleted when the job is cancelled)."""
+    return [key for key, _ in log.items(RETRIES, event_prefix(retry_namespace(job_id)))]
+
+
+__all__ = ["Pacer", "ReplayRun", "parked_keys"]
