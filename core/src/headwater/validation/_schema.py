@@ -98,12 +98,24 @@ _SECTION_DOCS: dict[str, dict[str, dict[str, Any]]] = {
         "stream": {"description": "JetStream stream name.", "minLength": 1},
         "replicas": {"description": "JetStream replicas.", "minimum": 1, "maximum": 5},
         "partitions": {
-            "description": "JetStream partition subjects per stream.",
+            "description": "JetStream partition subjects per stream (default: the stream's; "
+            "16 for a new one). Every daemon must use the same count.",
             "minimum": 1,
             "maximum": 4096,
         },
         "credentials": {"description": "NATS credentials file (jetstream)."},
         "tls": {"description": "Connect to NATS over TLS."},
+        "tls_ca": {"description": "PEM file of the CA that signed the NATS servers' certificates."},
+        "tls_cert": {"description": "PEM client certificate for NATS (with tls_key)."},
+        "tls_key": {"description": "PEM private key of tls_cert."},
+        "duplicate_window": {
+            "description": "Seconds a re-sent messageId is dropped as a duplicate (jetstream).",
+            "exclusiveMinimum": 0,
+        },
+        "ack_timeout": {
+            "description": "Seconds an append waits for JetStream, through a failover.",
+            "exclusiveMinimum": 0,
+        },
     },
 }
 
