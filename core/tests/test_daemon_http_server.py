@@ -183,3 +183,11 @@ async def test_stop_finishes_the_request_in_flight_then_closes(server: HttpServe
         await asyncio.open_connection(server.host, server.port)
     writer.close()
     idle_writer.close()
+
+
+@pytest.mark.timeout(10)
+async def test_a_request_that_never_finishes_arriving_is_cut_off(server: HttpServer) -> None:
+    reader, writer = await connect(server)
+    writer.write(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+    assert await asyncio.wait_for(reader.read(), 3) == b""  # closed after 0.5 s
+    writer.close()

@@ -13,7 +13,8 @@ What it does, and why:
   buffered (a moderately larger body is read and dropped so the client sees the 413
   instead of a reset connection; a huge one closes the connection);
 - ``Expect: 100-continue`` is answered, as curl sends it for bodies over 1 KB;
-- idle keep-alive connections close after ``keepalive_timeout``;
+- idle keep-alive connections close after ``keepalive_timeout``, and so does a connection
+  whose request has not fully arrived within it (a slow-headers attack holds nothing);
 - graceful stop: stop listening, close idle connections, let every request already received
   finish (its response says ``Connection: close``), then close.
 """
@@ -207,9 +208,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_message = True
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        self._arm_idle()  # the whole request must arrive within the timeout (slowloris)
         self._url = b""
         self._headers = {}
         self._header_bytes = 0
@@ -379,7 +378,9 @@ class _Connection(asyncio.Protocol):
         self.idle_timer = loop.call_later(self.server.keepalive_timeout, self._idle_expired)
 
     def _idle_expired(self) -> None:
-        if not self.busy and not self.in_message:
+        """Idle too long, or a request arriving too slowly: close (a handler running keeps
+        the connection; the timer is re-armed when it is done)."""
+        if not self.busy:
             self._close()
 
 
