@@ -191,3 +191,29 @@ async def test_a_request_that_never_finishes_arriving_is_cut_off(server: HttpSer
     writer.write(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
     assert await asyncio.wait_for(reader.read(), 3) == b""  # closed after 0.5 s
     writer.close()
+
+
+@pytest.mark.timeout(10)
+async def test_a_refusal_never_overtakes_the_answer_to_an_earlier_request(
+    server: HttpServer,
+) -> None:
+    reader, writer = await connect(server)
+    writer.write(post("/slow", b"1") + b"POST /huge HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n")
+    first_status, _, first_body = await read_response(reader)
+    second_status, second_headers, _ = await read_response(reader)
+    assert (first_status, second_status) == (200, 413)
+    assert b'"/slow"' in first_body
+    assert second_headers["connection"] == "close"
+    writer.close()
+
+
+@pytest.mark.timeout(10)
+async def test_garbage_after_a_request_still_gets_that_request_answered(
+    server: HttpServer,
+) -> None:
+    reader, writer = await connect(server)
+    writer.write(post("/slow", b"1") + b"NOT HTTP AT ALL\r\n\r\n")
+    assert (await read_response(reader))[0] == 200
+    status, headers, _ = await read_response(reader)
+    assert status == 400 and headers["connection"] == "close"
+    writer.close()

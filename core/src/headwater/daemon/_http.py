@@ -165,6 +165,7 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._refuse: HttpResponse | None = None
         self._close_after_refuse = False
+        self.refused = False
 
     # -- transport events ----------------------------------------------------------------
 
@@ -197,6 +198,8 @@ class _Connection(asyncio.Protocol):
             self.writing_paused.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -295,7 +298,12 @@ class _Connection(asyncio.Protocol):
         try:
             while self.queue and not self.closed:
                 request, keep_alive, http10, response = self.queue.popleft()
-                if self.reading_paused and len(self.queue) < MAX_QUEUED // 2 and self.transport:
+                if (
+                    self.reading_paused
+                    and not self.refused
+                    and len(self.queue) < MAX_QUEUED // 2
+                    and self.transport
+                ):
                     self.reading_paused = False
                     self.transport.resume_reading()
                 if response is None:
@@ -348,15 +356,18 @@ class _Connection(asyncio.Protocol):
         self.transport.write(b"".join(parts))
 
     def _answer_now(self, response: HttpResponse) -> None:
-        """Answer out of band and close (a body too large to even read)."""
-        self._write(response, False, False)
-        self._close()
+        """Stop reading and answer ``response`` as the last one on this connection, after
+        the requests already queued (a body too large to read, a request that cannot be
+        parsed): responses never go out of order, and none already owed is dropped."""
+        self.refused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        request = HttpRequest(method="", path="", client=self.client)
+        self._enqueue(request, False, False, response)
 
     def _fail(self, response: HttpResponse) -> None:
-        if not self.busy:
+        if not self.refused:
             self._answer_now(response)
-        else:
-            self._close()
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
