@@ -14,7 +14,8 @@ import errno
 import logging
 import os
 from datetime import UTC, datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import Literal
 
 from headwater_spec import Connector, Source
 
@@ -73,7 +74,7 @@ class Daemon:
         return self._log
 
     @property
-    def data_dir(self) -> Any:
+    def data_dir(self) -> Path:
         return self.config.data_dir
 
     # -- building ------------------------------------------------------------------------
