@@ -179,3 +179,25 @@ def test_a_full_log_answers_503_with_retry_after_and_stores_nothing(
         stored = daemon.records()
         assert len(stored) == 50 * (len(statuses) - 1)  # every 200, nothing of the 503
         assert http.get("/healthz").status_code == 200
+
+
+@pytest.mark.timeout(60)
+def test_each_write_key_lands_in_its_own_source(headwater_daemon: Start) -> None:
+    daemon = headwater_daemon(
+        '[sources.web]\nconnector = "tracking-api"\nwrite_keys = ["key-web"]\n'
+        '[sources.mobile]\nconnector = "tracking-api"\nwrite_keys = ["key-mobile", "key-old"]\n'
+        'cors_origins = ["https://app.example"]\n'
+    )
+    with daemon.client() as http:
+        for key, message_id in (("key-web", "w"), ("key-mobile", "m"), ("key-old", "o")):
+            event = {"userId": "u", "event": "E", "messageId": message_id}
+            assert http.post("/v1/track", json=event, auth=(key, "")).status_code == 200
+        body = {"writeKey": "key-mobile", "batch": [{"type": "identify", "userId": "u",
+                                                     "messageId": "b"}]}  # fmt: skip
+        assert http.post("/v1/batch", json=body).status_code == 200
+        nobody = http.post("/v1/track", json={"userId": "u", "event": "E"}, auth=("nope", ""))
+        assert nobody.status_code == 401
+        preflight = http.options("/v1/batch", headers={"Origin": "https://app.example"})
+        assert preflight.headers["access-control-allow-origin"] in ("*", "https://app.example")
+    sources = {r.event["messageId"]: r.source for r in daemon.records()}
+    assert sources == {"w": "web", "m": "mobile", "o": "mobile", "b": "mobile"}
