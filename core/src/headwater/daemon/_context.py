@@ -25,7 +25,14 @@ from headwater_spec import (
     event_to_dict,
 )
 
-from ..log import AppendResult, LogClosedError, LogFullError, RejectedItem, now_us
+from ..log import (
+    AppendResult,
+    LogClosedError,
+    LogFullError,
+    LogUnavailableError,
+    RejectedItem,
+    now_us,
+)
 from ._metrics import Metrics
 
 _probe = msgspec.msgpack.Encoder()
@@ -138,6 +145,8 @@ class InstanceContext:
             raise IngestUnavailableError(
                 "the daemon is shutting down; retry shortly", CLOSED_RETRY_AFTER
             ) from None
+        except LogUnavailableError as exc:  # JetStream out of quorum: nothing promised yet
+            raise IngestUnavailableError(str(exc), CLOSED_RETRY_AFTER) from None
         self._append_seconds.observe(time.perf_counter() - started)
         self._accepted.inc(result.count)
         self._rejected.inc(len(items))

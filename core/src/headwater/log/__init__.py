@@ -1,6 +1,6 @@
 """The append-only event log."""
 
-from ._errors import LogClosedError, LogError, LogFullError
+from ._errors import LogClosedError, LogError, LogFullError, LogUnavailableError
 from ._interface import EventLog
 from ._jetstream import JetStreamLog
 from ._lmdb import (
@@ -41,6 +41,7 @@ __all__ = [
     "LogFullError",
     "LogRecord",
     "LogStats",
+    "LogUnavailableError",
     "RecordHeader",
     "RejectedItem",
     "iso_us",

@@ -12,5 +12,10 @@ class LogFullError(LogError):
     """
 
 
+class LogUnavailableError(LogError):
+    """The log's servers did not confirm in time (a distributed log mid-failover, or out of
+    quorum). Part of the append may be stored; sending it again is safe (de-duplicated)."""
+
+
 class LogClosedError(LogError):
     """The log is closed or closing; appends are refused."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
-from ._errors import LogClosedError, LogError, LogFullError
+from ._errors import LogClosedError, LogError, LogFullError, LogUnavailableError
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -150,7 +150,7 @@ class Publisher:
                 return [ack for ack in batch.acks if ack is not None]
             elapsed = time.monotonic() - started
             if elapsed >= self._deadline:
-                raise LogError(
+                raise LogUnavailableError(
                     f"JetStream did not acknowledge {len(todo)} of {len(messages)} events "
                     f"within {self._deadline:.0f} s; some may be stored. Check that a quorum "
                     "of the NATS servers in [log] servers is up; retrying the request is safe "

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ._errors import LogClosedError, LogError
+from ._errors import LogClosedError, LogUnavailableError
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class Retrier:
                 raise LogClosedError("the NATS connection of the log is closed") from None
             except self._transient as exc:
                 if time.monotonic() + delay > give_up:
-                    raise LogError(
+                    raise LogUnavailableError(
                         f"{what}: JetStream did not answer within {self.deadline:.0f} s "
                         f"({type(exc).__name__}); check that a quorum of {self.servers} is up"
                     ) from None
