@@ -64,12 +64,18 @@ async def test_a_lease_nobody_renews_expires_and_can_be_taken(leases: LeaseTable
     assert await leases.renew("hook", 0, "dead-daemon", revision) is None
 
 
-async def test_daemons_are_counted_by_heartbeat_and_leave_at_once(leases: LeaseTable) -> None:
-    await leases.heartbeat("a")
-    await leases.heartbeat("b")
+async def test_daemons_are_counted_per_destination_and_leave_at_once(
+    leases: LeaseTable,
+) -> None:
+    await leases.heartbeat("a", ["hook", "mixpanel"])
+    await leases.heartbeat("b", ["hook"])
     assert await leases.live_daemons() == ["a", "b"]
-    await leases.leave("a")
+    assert await leases.members("hook") == ["a", "b"]
+    assert await leases.members("mixpanel") == ["a"]
+    await leases.leave("a", ["hook", "mixpanel"])
     assert await leases.live_daemons() == ["b"]
+    assert await leases.members("hook") == ["b"]
+    assert await leases.members("mixpanel") == []
 
 
 def test_consumer_names_stay_distinct_and_valid() -> None:

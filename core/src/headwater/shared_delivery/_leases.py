@@ -3,8 +3,11 @@
 A KV bucket ``<stream>-leases`` whose entries expire after ``ttl`` seconds (the bucket's
 max age) holds:
 
-- ``daemons.<daemon id>``: a heartbeat per live daemon, so every daemon can count the
-  others and take its fair share of partitions (ceil(partitions / daemons));
+- ``daemons.<daemon id>``: a heartbeat per live daemon (for reporting);
+- ``members.<destination>.<daemon id>``: a heartbeat per daemon delivering a destination,
+  so each can take its fair share of that destination's partitions (ceil(partitions /
+  members)); counting per destination keeps every partition owned while daemons run
+  different configs (a rolling change adding a destination);
 - ``<destination>.<partition>``: the owner of a partition, written with compare-and-set.
   ``acquire`` creates the key only if it does not exist; ``renew`` rewrites it only if it
   still holds the revision this daemon wrote last, so two daemons never both renew one
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
 DAEMONS = "daemons"
+MEMBERS = "members"
 
 
 def lease_key(destination: str, partition: int) -> str:
@@ -69,8 +73,10 @@ class LeaseTable:
             raise RuntimeError("the lease table is not open")
         return self._kv
 
-    async def heartbeat(self, daemon_id: str) -> None:
+    async def heartbeat(self, daemon_id: str, destinations: list[str]) -> None:
         await self.kv.put(f"{DAEMONS}.{daemon_id}", b"1")
+        for destination in destinations:
+            await self.kv.put(f"{_members(destination)}.{daemon_id}", b"1")
 
     async def _live(self, prefix: str) -> dict[str, bytes]:
         """Keys under ``prefix`` (one token) holding a value, and their values.
@@ -95,6 +101,10 @@ class LeaseTable:
 
     async def live_daemons(self) -> list[str]:
         return sorted(await self._live(DAEMONS))
+
+    async def members(self, destination: str) -> list[str]:
+        """The live daemons delivering ``destination``."""
+        return sorted(await self._live(_members(destination)))
 
     async def owners(self, destination: str) -> dict[int, str]:
         """Partition -> owner of every lease of the destination held right now."""
@@ -128,9 +138,16 @@ class LeaseTable:
         with contextlib.suppress(Exception):
             await self.kv.delete(lease_key(destination, partition), last=revision)
 
-    async def leave(self, daemon_id: str) -> None:
+    async def leave(self, daemon_id: str, destinations: list[str]) -> None:
+        """Stop being counted at once (an empty value), rather than after ``ttl``."""
         with contextlib.suppress(Exception):
-            await self.kv.put(f"{DAEMONS}.{daemon_id}", b"")  # empty: gone, not counted
+            for destination in destinations:
+                await self.kv.put(f"{_members(destination)}.{daemon_id}", b"")
+            await self.kv.put(f"{DAEMONS}.{daemon_id}", b"")
+
+
+def _members(destination: str) -> str:
+    return f"{MEMBERS}.{escape(destination.encode())}"
 
 
 def fair_share(partitions: int, daemons: int) -> int:

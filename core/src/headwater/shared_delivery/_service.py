@@ -4,9 +4,10 @@ Every daemon on the same stream runs it. Each destination's events are split ove
 stream's partition subjects; each partition has a durable consumer (the cursor, kept by
 the cluster) and a lease (who delivers it now). Every ``renew_every`` seconds a daemon:
 
-1. writes its heartbeat and counts the live daemons;
+1. writes its heartbeats (one per destination it delivers) and counts, per destination,
+   the live daemons delivering it;
 2. renews its leases (a lease it cannot renew is lost: its worker stops at once);
-3. gives up partitions above its fair share, ceil(partitions / daemons), after their
+3. gives up partitions above its fair share, ceil(partitions / those daemons), after their
    current batch, so a daemon that joins gets work within a few seconds;
 4. acquires free partitions up to its share and starts a worker on each.
 
@@ -248,7 +249,7 @@ class SharedDelivery:
         leases = self._leases
         if leases is not None:
             with contextlib.suppress(Exception):
-                await self.log.on_nats_loop(leases.leave(self.daemon_id))
+                await self.log.on_nats_loop(leases.leave(self.daemon_id, list(self.destinations)))
 
     # -- balancing -----------------------------------------------------------------------
 
@@ -266,11 +267,13 @@ class SharedDelivery:
     async def balance(self) -> None:
         leases = self._leases
         assert leases is not None
-        await self.log.on_nats_loop(leases.heartbeat(self.daemon_id))
+        await self.log.on_nats_loop(leases.heartbeat(self.daemon_id, list(self.destinations)))
         self.daemons = await self.log.on_nats_loop(leases.live_daemons())
-        share = fair_share(self.log.partitions, len(self.daemons))
         for runtime in self.destinations.values():
-            runtime.share_rate(len(self.daemons))
+            members = await self.log.on_nats_loop(leases.members(runtime.id))
+            count = len(set(members) | {self.daemon_id})
+            share = fair_share(self.log.partitions, count)
+            runtime.share_rate(count)
             await self._renew(runtime)
             await self._shed(runtime, share)
             await self._acquire(runtime, share)
