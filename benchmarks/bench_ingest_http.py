@@ -28,10 +28,11 @@ Client and servers share the 2 cores, as they would on a small box; the client i
 Measured on the 2-core development VM, other sessions' work running beside (so runs vary
 by +-30%; the raw limit is taken as the best of a run before and one after the HTTP runs):
 
-    raw limit 190-310k events/s; pipeline without HTTP 110-140k; headwater serve 96-116k
+    raw limit 150-310k events/s; pipeline without HTTP 90-140k; headwater serve 96-116k
     (p50 26-31 ms, p99 49-83 ms with 32 x 100 events in flight; heap flat at ~50 MiB);
-    Starlette + SQLite 40-54k (the defaults run once gave 6k under heavy disk load).
-    headwater / raw limit 0.38-0.50; headwater / SQLite 2.1-2.7.
+    Starlette + SQLite 20-54k (the default-journal run once gave 6k under heavy disk load).
+    headwater / raw limit 0.38-0.70 (0.50 in a median run); headwater / SQLite 2.1-5.4
+    (9.2 against the 6k run).
 
 Where the time goes: HTTP itself costs little (serve is 0.7-1.0 of the pipeline without
 HTTP). The gap to the raw limit is the tracking API's per-event work in Python (~2.5-3 us:
