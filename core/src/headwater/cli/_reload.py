@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ..config import Config
+from ..config import Config, ConfigError, load_config
 from ..lifecycle import forget_destination, known_destinations, set_paused
 from ..router import read_status
 from ._common import config_option, fail, format_option, open_log, print_json
@@ -39,7 +39,15 @@ def reload_command(config_path: Path | None, fmt: str, data_dir: Path | None) ->
     changed or removed. An invalid config is refused and the running one stays.
 
     Exit codes: 0 applied, 1 refused (or no daemon runs)."""
-    config = load(config_path, data_dir)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        # The daemon would refuse it for the same reason; it keeps running its config.
+        click.secho("reload refused; the daemon keeps running its current config:", fg="red")
+        click.echo(f"  {exc}")
+        raise SystemExit(1) from None
+    if data_dir is not None:
+        config.workspace.data_dir = str(data_dir.resolve())
     daemon = running_daemon(config)
     if daemon is None:
         fail(f"no daemon runs for the data dir {config.data_dir} (no live pid in serve.json)")

@@ -40,9 +40,10 @@ from headwater_spec import Connector, Destination, Source
 
 from ..config import Config, ConfigError, check_connector_options, load_config
 from ..plugins import UnknownConnectorError
+from ..retention import policy_of
 from ..router import Router, delivery_settings, event_filter
 from ..router._records import is_paused
-from ..validation import validate_file
+from ..validation import Problem, validate_file
 from ._diff import ConfigChanges, diff_configs, with_running_settings
 from ._state import paused_destinations, set_paused
 
@@ -114,7 +115,8 @@ class Reloader:
             self._sighup = True
         except (NotImplementedError, RuntimeError, ValueError):
             _log.info("SIGHUP reload not available here (not the main thread)")
-        self._watcher = asyncio.create_task(self._watch_flags(), name="hw-pause-flags")
+        if self.router is not None:  # pausing is the router's (LMDB backend)
+            self._watcher = asyncio.create_task(self._watch_flags(), name="hw-pause-flags")
 
     async def stop(self) -> None:
         if self._sighup:
@@ -217,14 +219,15 @@ class Reloader:
         """The checks of `headwater validate`, then the loader's (run in a thread: schema
         validation takes a few milliseconds per connector)."""
         report = validate_file(path, registry=self.daemon.registry)
-        errors = [_problem_text(p.file, p.line, p.code, p.message) for p in report.errors]
-        warnings = [_problem_text(p.file, p.line, p.code, p.message) for p in report.warnings]
+        errors = [_problem_text(p) for p in report.errors]
+        warnings = [_problem_text(p) for p in report.warnings]
         if errors:
             raise ReloadRefused(errors, warnings)
         try:
             config = load_config(Path(path))
             specs = {c.name: c.spec.config for c in self.daemon.registry}
             check_connector_options(config, specs)
+            policy_of(config)
         except ConfigError as exc:
             raise ReloadRefused([str(exc)], warnings) from None
         return config, warnings
@@ -337,6 +340,11 @@ class Reloader:
     async def set_paused(self, destination: str, paused: bool) -> bool:
         """Pause or resume now (the admin API); return whether the state changed."""
         self._instance_or_error(destination)
+        if self.router is None:
+            raise ValueError(
+                "pausing a destination needs the LMDB log backend; on JetStream set "
+                "`enabled = false` and reload every daemon"
+            )
         async with self._lock:
             changed = set_paused(self.daemon.log, destination, paused)
             await self._reconcile(destination, paused)
@@ -392,6 +400,10 @@ def _check_start(start: str) -> None:
         ) from None
 
 
-def _problem_text(file: str | None, line: int | None, code: str, message: str) -> str:
+def _problem_text(problem: Problem) -> str:
+    """``file:line: CODE `key`: message``, as `headwater validate` shows it, with the key."""
+    file, line = problem.file, problem.line
     where = f"{file}:{line}" if file and line else (file or "config")
-    return f"{where}: {code} {message}"
+    key = f"`{problem.path}`" if problem.path else ""
+    shown = key and key not in problem.message
+    return f"{where}: {problem.code} {key + ': ' if shown else ''}{problem.message}"

@@ -61,6 +61,8 @@ READ_CHUNK = 256
 MAX_BURST = 0.1
 """Seconds of ``rate`` the pacer lets through at once."""
 MIN_CHUNK = 16
+DRAIN_TIMEOUT = 10.0
+"""Seconds a stopping job waits for its batches in flight before abandoning them."""
 START_RATE = 20_000.0
 """Events per second an unpaced job starts at before the loop's lag says more is fine."""
 MAX_RATE = 10_000_000.0
@@ -220,12 +222,28 @@ class ReplayRun:
             extra={"replay": job.id, "destination": job.destination},
         )
 
-    async def stop(self) -> None:
-        """Stop sending (in-flight batches are abandoned and sent again when the job
-        resumes), save the job's state, close the connector. Idempotent."""
+    async def stop(self, drain: float = DRAIN_TIMEOUT) -> None:
+        """Stop reading, let the batches in flight finish (for up to ``drain`` seconds;
+        after that they are abandoned and sent again when the job resumes), save the job's
+        state, close the connector. Events read but not yet sent stay behind the cursor
+        and go out when the job resumes. Idempotent."""
         if self.stopped:
             return
         self.stopped = True
+        reader, lanes = self._tasks[:1], list(zip(self.lanes, self._tasks[1:], strict=False))
+        await cancel_and_wait(reader)
+        deadline = time.monotonic() + drain
+        while lanes:
+            busy = []
+            for lane, task in lanes:
+                if lane.in_flight and not task.done():
+                    busy.append((lane, task))
+                else:  # between batches: nothing is lost by stopping it here
+                    task.cancel()
+            lanes = busy
+            if not lanes or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
         await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._committer is not None:
