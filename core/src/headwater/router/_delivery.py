@@ -142,7 +142,7 @@ class DestinationLoop:
                 cursor,
                 first - 1,
                 first,
-                extra={"destination": self.id},
+                extra={"fields": {"destination": self.id}},
             )
             cursor = first
         state = DeliveryState(self.log, self.id, cursor, record)
@@ -186,7 +186,7 @@ class DestinationLoop:
             cursor,
             len(self.lanes),
             self.pending,
-            extra={"destination": self.id},
+            extra={"fields": {"destination": self.id}},
         )
 
     async def stop(self) -> None:
@@ -355,6 +355,7 @@ class DestinationLoop:
                 seq=pending.seq,
                 user=pending.user,
                 size=estimate_json_size(size),
+                received_at=pending.received_at,
                 attempts=pending.attempts,
                 first_attempt_at=pending.first_attempt_at,
                 next_at=pending.next_at,
@@ -376,7 +377,7 @@ class DestinationLoop:
                 self.id,
                 count,
                 request.requested_by,
-                extra={"destination": self.id},
+                extra={"fields": {"destination": self.id}},
             )
 
     def redrive(self, up_to: int | None = None, *, from_request: bool = False) -> int:
@@ -433,6 +434,12 @@ class DestinationLoop:
     @property
     def pending(self) -> int:
         return sum(len(lane.parked) for lane in self.lanes)
+
+    def oldest_pending_received(self) -> int | None:
+        return min(
+            (t for lane in self.lanes if (t := lane.parked.oldest_received()) is not None),
+            default=None,
+        )
 
     @property
     def in_flight(self) -> int:

@@ -66,7 +66,9 @@ class RouterMetrics:
             "headwater_destination_lag_events", "Log events not yet past the cursor", _LABELS
         )
         self.lag_seconds = registry.gauge(
-            "headwater_destination_lag_seconds", "Age of the oldest unfinished event", _LABELS
+            "headwater_destination_lag_seconds",
+            "Age of the oldest event not yet finished (at the cursor, or parked for a retry)",
+            _LABELS,
         )
         self.pending = registry.gauge(
             "headwater_destination_pending_retries", "Events parked for another attempt", _LABELS
@@ -103,11 +105,12 @@ class RouterMetrics:
                 continue
             cursor = state.cursor
             lag = max(0, last - cursor + 1)
-            age = 0.0
+            oldest = loop.oldest_pending_received()
             if lag:
                 head = log.get(cursor)
-                if head is not None:
-                    age = max(0.0, (now - head.received_at) / 1e6)
+                if head is not None and (oldest is None or head.received_at < oldest):
+                    oldest = head.received_at
+            age = max(0.0, (now - oldest) / 1e6) if oldest is not None else 0.0
             self.lag_events.labels(loop.id).value = lag
             self.lag_seconds.labels(loop.id).value = age
             self.pending.labels(loop.id).value = loop.pending

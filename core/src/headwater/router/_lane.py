@@ -207,7 +207,7 @@ class Lane:
                 "destination %s: %s",
                 self.destination,
                 reason,
-                extra={"destination": self.destination},
+                extra={"fields": {"destination": self.destination}},
             )
             outcomes = [Retry(reason=reason)] * len(events)
         self.latency(time.perf_counter() - started)
@@ -301,6 +301,7 @@ class Lane:
                 seq=item.seq,
                 user=item.user,
                 size=item.size,
+                received_at=item.received_at,
                 attempts=attempts,
                 first_attempt_at=first,
                 next_at=next_at,

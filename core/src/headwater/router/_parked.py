@@ -20,6 +20,7 @@ class Parked(msgspec.Struct, kw_only=True, gc=False):
     seq: int
     user: str
     size: int
+    received_at: int = 0
     attempts: int = 0
     first_attempt_at: int = 0
     next_at: int = 0
@@ -137,6 +138,10 @@ class ParkedQueues:
             queue = self._users.get(user)
             if queue:
                 self._schedule(queue[0])
+
+    def oldest_received(self) -> int | None:
+        """When the oldest parked event was received (each user's head is its oldest)."""
+        return min((queue[0].received_at for queue in self._users.values()), default=None)
 
     def release(self, user: str, now: int) -> None:
         """One of the user's events just went through: the rest need not wait out the

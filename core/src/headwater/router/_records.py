@@ -26,9 +26,7 @@ RETRIES = b"retries"
 DESTINATIONS = b"destinations"
 _SEP = b"\x00"
 
-State = Literal[
-    "starting", "running", "backing_off", "stopped", "disabled", "failed", "paused"
-]
+State = Literal["starting", "running", "backing_off", "stopped", "disabled", "failed", "paused"]
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):

@@ -123,7 +123,7 @@ class Router:
                 "destination %s not started: %s",
                 instance.id,
                 exc,
-                extra={"destination": instance.id},
+                extra={"fields": {"destination": instance.id}},
             )
             return None
         self.loops[instance.id] = loop

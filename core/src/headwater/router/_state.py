@@ -125,7 +125,7 @@ class DeliveryState:
                 "destination %s: cannot save delivery state: %s; retrying in 1 s",
                 self.destination,
                 exc,
-                extra={"destination": self.destination},
+                extra={"fields": {"destination": self.destination}},
             )
             await asyncio.sleep(1.0)
             return
@@ -189,5 +189,5 @@ class DeliveryState:
             seq,
             attempts,
             reason,
-            extra={"destination": self.destination, "seq": seq},
+            extra={"fields": {"destination": self.destination, "seq": seq}},
         )
