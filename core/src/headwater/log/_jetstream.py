@@ -600,13 +600,14 @@ class JetStreamLog:
         self._state = None
 
     def drop(self) -> None:
-        """Delete the streams and the state bucket: every event and cursor. For tests and
+        """Delete the streams and the buckets: every event, cursor and lease. For tests and
         tear-down scripts; a daemon never calls it."""
         from nats.js.errors import NotFoundError
 
         async def drop_all() -> None:
             js = self._require_js()
-            for name in (self.stream, self.rejected_stream, f"KV_{self.bucket}"):
+            leases = f"KV_{self.stream}-leases"  # written by shared delivery
+            for name in (self.stream, self.rejected_stream, f"KV_{self.bucket}", leases):
                 with contextlib.suppress(NotFoundError):
                     await js.delete_stream(name)
 
