@@ -83,6 +83,7 @@ class DestinationRuntime:
         self.start_seq = 1
         self.leases: dict[int, _Lease] = {}
         self.acked_seq: dict[int, int] = {}
+        """Partition -> the last sequence this daemon acknowledged there (for status)."""
         self.totals: dict[str, int] = {}
         self._counters = counters
         self.limiter = RateLimiter(settings.rate_limit)
@@ -354,6 +355,7 @@ class SharedDelivery:
             destinations[runtime.id] = {
                 "partitions": sorted(runtime.leases),
                 "lag": await log.nats_call(lag),
+                "last_acknowledged": {str(p): s for p, s in sorted(runtime.acked_seq.items())},
                 **runtime.totals,
             }
         out["destinations"] = destinations
