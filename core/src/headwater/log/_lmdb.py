@@ -362,26 +362,23 @@ class LmdbLog:
         if events_db is None:
             return 0
         deleted = 0
+        done = [0]
+
+        def apply(txn: Any) -> None:
+            done[0] = 0
+            with txn.cursor(db=events_db) as cur:
+                if not cur.last():
+                    return
+                limit = min(up_to_seq, key_seq(cur.key()) - 1)
+                if not cur.first():
+                    return
+                while done[0] < batch:
+                    key = cur.key()
+                    if not key or key_seq(key) > limit or not cur.delete():
+                        return
+                    done[0] += 1
+
         while True:
-            done = [0]
-
-            def apply(txn: Any) -> None:
-                done[0] = 0
-                with txn.cursor(db=events_db) as cur:
-                    if not cur.last():
-                        return
-                    newest = key_seq(cur.key())
-                    limit = min(up_to_seq, newest - 1)
-                    if not cur.first():
-                        return
-                    while done[0] < batch:
-                        key = cur.key()
-                        if not key or key_seq(key) > limit:
-                            return
-                        if not cur.delete():
-                            return
-                        done[0] += 1
-
             self._write(apply)
             deleted += done[0]
             if done[0] < batch:

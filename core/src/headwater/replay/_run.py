@@ -41,9 +41,9 @@ from ..router import (
     EventFilter,
     PendingRecord,
     RateLimiter,
-    estimate_json_size,
     lane_index,
 )
+from ..router import estimate_json_size as estimate_size
 from ..router._cancel import cancel_and_wait
 from ..router._health import Health
 from ..router._lane import Item, Lane
@@ -280,11 +280,7 @@ class ReplayRun:
                 await self._wait_for_room()
                 continue
             end = min(limit, job.last_seq, self.read_pos + self.pacer.chunk(READ_CHUNK) - 1)
-            admitted = 0
-            last = 0
-            for seq, raw in self.log.scan_raw(self.read_pos, end):
-                admitted += self._admit(seq, raw)
-                last = seq
+            admitted, last = self._admit_chunk(self.read_pos, end)
             if last:
                 self.read_pos = last + 1
             else:
@@ -308,42 +304,59 @@ class ReplayRun:
         self.job.skipped += upto - self.read_pos + 1
         self.read_pos = upto + 1
 
-    def _admit(self, seq: int, raw: bytes) -> int:
+    def _admit_chunk(self, start: int, end: int) -> tuple[int, int]:
+        """Read seqs ``start..end`` and hand each wanted event to its user's lane; return
+        (events handed over, last seq read). The hot loop of a replay: names are bound
+        locally and the job filter is skipped when it selects everything."""
         state = self.state
         assert state is not None
-        if seq in self._skip:  # parked before a restart; the retry table has it
-            self._skip.discard(seq)
-            state.finish(seq)
-            return 0
-        record = _decode_record(raw)
-        event = record.event
-        source = record.source
-        if not self.job_filter.wants(source, event) or not self.filter.wants(source, event):
-            state.count("filtered")
-            state.finish(seq)
-            return 0
-        try:
-            model = event_from_dict(event)
-        except EventError as exc:
-            now = now_us()
-            state.dead_letter(
-                seq,
-                source,
-                record.received_at,
-                event,
-                reason=f"stored event does not match the event model: {exc}",
-                attempts=0,
-                first=now,
-                last=now,
+        skip = self._skip
+        decode = _decode_record
+        job_wants = None if self.job_filter.everything else self.job_filter.wants
+        wants = self.filter.wants
+        lanes = self.lanes
+        count = len(lanes)
+        admitted = last = 0
+        for seq, raw in self.log.scan_raw(start, end):
+            last = seq
+            if skip and seq in skip:  # parked before a restart; the retry table has it
+                skip.discard(seq)
+                state.finish(seq)
+                continue
+            record = decode(raw)
+            event, source = record.event, record.source
+            if (job_wants is not None and not job_wants(source, event)) or not wants(source, event):
+                state.count("filtered")
+                state.finish(seq)
+                continue
+            try:
+                model = event_from_dict(event)
+            except EventError as exc:
+                self._dead_letter_invalid(seq, record, exc)
+                continue
+            user = model.user_key
+            lane = lanes[lane_index(user, count)] if count > 1 else lanes[0]
+            lane.put(
+                Item(seq, user, source, record.received_at, event, model, estimate_size(len(raw)))
             )
-            state.finish(seq)
-            return 0
-        user = model.user_key
-        item = Item(
-            seq, user, source, record.received_at, event, model, estimate_json_size(len(raw))
+            admitted += 1
+        return admitted, last
+
+    def _dead_letter_invalid(self, seq: int, record: LogRecord, exc: EventError) -> None:
+        state = self.state
+        assert state is not None
+        now = now_us()
+        state.dead_letter(
+            seq,
+            record.source,
+            record.received_at,
+            record.event,
+            reason=f"stored event does not match the event model: {exc}",
+            attempts=0,
+            first=now,
+            last=now,
         )
-        self.lanes[lane_index(user, len(self.lanes))].put(item)
-        return 1
+        state.finish(seq)
 
     async def _send(self, events: list[Event]) -> list[Outcome]:
         return await self.connector.send(events)
@@ -381,7 +394,7 @@ class ReplayRun:
                 Parked(
                     seq=pending.seq,
                     user=pending.user,
-                    size=estimate_json_size(len(raw)),
+                    size=estimate_size(len(raw)),
                     attempts=pending.attempts,
                     first_attempt_at=pending.first_attempt_at,
                     next_at=pending.next_at,
