@@ -1,7 +1,8 @@
 """The Headwater connector contract.
 
 Connector packages depend on this distribution only: the hook markers, the event model,
-the connector base types and the spec format. The daemon (`headwater`) depends on it too.
+the connector base types, the spec format, and the small helpers every HTTP connector
+needs. The daemon (`headwater`) depends on it too.
 """
 
 from ._connector import (
@@ -32,6 +33,7 @@ from ._events import (
     event_to_dict,
 )
 from ._hooks import PROJECT_NAME, HeadwaterSpecs, Register, hookimpl, hookspec
+from ._http import SecretRedactor, endpoint_url, retry_after_seconds
 from ._outcomes import DELIVERED, Delivered, Outcome, Rejected, Retry
 from ._push import (
     HttpRequest,
@@ -95,17 +97,20 @@ __all__ = [
     "Retry",
     "Route",
     "Screen",
+    "SecretRedactor",
     "Source",
     "SourceContext",
     "SpecError",
     "Track",
     "decode_event",
     "encode_event",
+    "endpoint_url",
     "event_from_dict",
     "event_to_dict",
     "hookimpl",
     "hookspec",
     "meta_schema",
+    "retry_after_seconds",
     "secret_fields",
     "validate_spec",
 ]

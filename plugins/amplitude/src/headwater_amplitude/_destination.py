@@ -17,11 +17,13 @@ from headwater_spec import (
     Outcome,
     Rejected,
     Retry,
+    SecretRedactor,
+    endpoint_url,
 )
 
 from ._records import plan_batch
 from ._responses import Resend, Verdict, verdicts
-from ._transport import Redactor, base_url, transport_retry
+from ._transport import transport_retry
 
 MAX_EVENTS_PER_REQUEST = 2000
 """HTTP V2 takes at most 2000 events per request (413 past that)."""
@@ -45,12 +47,12 @@ class AmplitudeDestination(Destination):
 
     def __init__(self, config: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.base_url = base_url(self.spec, context)
+        self.base_url = endpoint_url(self.spec, context)
         self._api_key = str(self.config["api_key"])
         min_id = self.config.get("min_id_length")
         self._options = {"min_id_length": int(min_id)} if min_id is not None else None
         self._timeout = float(self.config.get("timeout", 30))
-        self._redact = Redactor([self._api_key])
+        self._redact = SecretRedactor([self._api_key])
         self._client: httpx.AsyncClient | None = None
 
     async def send(self, batch: Sequence[Event]) -> list[Outcome]:

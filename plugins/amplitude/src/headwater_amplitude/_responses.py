@@ -30,9 +30,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from headwater_spec import DELIVERED, Outcome, Rejected, Retry
-
-from ._transport import retry_after_seconds
+from headwater_spec import DELIVERED, Outcome, Rejected, Retry, retry_after_seconds
 
 THROTTLE_WAIT = 30.0
 """Amplitude: pause a throttled user or device for 30 seconds before sending again."""

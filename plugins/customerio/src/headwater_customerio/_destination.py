@@ -19,11 +19,13 @@ from headwater_spec import (
     Outcome,
     Rejected,
     Retry,
+    SecretRedactor,
+    endpoint_url,
 )
 
 from ._records import plan_batch
 from ._responses import batch_outcomes, event_outcome
-from ._transport import Redactor, base_url, transport_retry
+from ._transport import transport_retry
 
 MAX_BATCH_BYTES = 500 * 1000
 """Customer.io: "Your batch request must be smaller than 500kb"."""
@@ -46,10 +48,10 @@ class CustomerIODestination(Destination):
 
     def __init__(self, config: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.base_url = base_url(self.spec, context)
+        self.base_url = endpoint_url(self.spec, context)
         self._auth = httpx.BasicAuth(str(self.config["site_id"]), str(self.config["api_key"]))
         self._timeout = float(self.config.get("timeout", 30))
-        self._redact = Redactor([self.config["api_key"]])
+        self._redact = SecretRedactor([self.config["api_key"]])
         self._client: httpx.AsyncClient | None = None
 
     async def send(self, batch: Sequence[Event]) -> list[Outcome]:

@@ -23,9 +23,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from headwater_spec import DELIVERED, Outcome, Rejected, Retry
-
-from ._transport import retry_after_seconds
+from headwater_spec import DELIVERED, Outcome, Rejected, Retry, retry_after_seconds
 
 Redact = Callable[[str], str]
 

@@ -20,11 +20,13 @@ from headwater_spec import (
     Outcome,
     Rejected,
     Retry,
+    SecretRedactor,
+    endpoint_url,
 )
 
 from ._records import plan_batch
 from ._responses import engage_outcomes, import_outcomes
-from ._transport import Redactor, base_url, transport_retry
+from ._transport import transport_retry
 
 MAX_RECORDS_PER_REQUEST = 2000
 """Both /import and /engage take at most 2000 records per request."""
@@ -45,7 +47,7 @@ class MixpanelDestination(Destination):
 
     def __init__(self, config: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.base_url = base_url(self.spec, context)
+        self.base_url = endpoint_url(self.spec, context)
         self._token = str(self.config["project_token"])
         user = self.config.get("service_account_username")
         secret = self.config.get("service_account_secret")
@@ -56,7 +58,7 @@ class MixpanelDestination(Destination):
         )
         self._gzip = bool(self.config.get("gzip", True))
         self._timeout = float(self.config.get("timeout", 30))
-        self._redact = Redactor([self._token, secret])
+        self._redact = SecretRedactor([self._token, secret])
         self._client: httpx.AsyncClient | None = None
 
     async def send(self, batch: Sequence[Event]) -> list[Outcome]:
