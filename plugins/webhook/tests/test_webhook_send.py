@@ -129,6 +129,7 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after(" 1.5 ") == 1.5
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("inf") is None  # no endless wait: the router's own backoff
     assert parse_retry_after(formatdate(1_000_030, usegmt=True), now=1_000_000) == 30.0
     assert parse_retry_after(formatdate(1_000_000, usegmt=True), now=1_000_100) == 0.0
 

@@ -9,29 +9,22 @@ with it.
 
 from __future__ import annotations
 
-import time
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 
-from headwater_spec import DELIVERED, Outcome, Rejected, Retry
+from headwater_spec import DELIVERED, Outcome, Rejected, Retry, retry_after_seconds
 
 RETRYABLE = frozenset({408, 425, 429})
 REASON_BODY_CHARS = 200
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None.
+
+    ``headwater_spec.retry_after_seconds`` with ``now`` as a Unix time, kept for callers of
+    this package's public name.
+    """
+    when = None if now is None else datetime.fromtimestamp(now, UTC)
+    return retry_after_seconds(value, now=when)
 
 
 def outcomes_for(status: int, body: bytes, retry_after: str | None, count: int) -> list[Outcome]:
