@@ -222,8 +222,9 @@ class Daemon:
 
     def stop(self) -> None:
         self.admin.close()
-        self.process.terminate()
-        self.process.wait(30)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
         self.stderr.close()
 
 
@@ -273,6 +274,11 @@ def main() -> int:
         overlap = during["state"] == "running"
         done = daemon.wait_done(job["id"])
         beside_ingest = job_rate(done)
+    except Exception:
+        err = root / "daemon.err"
+        if err.exists():  # what the daemon said before things went wrong
+            print(err.read_text()[-4000:], file=sys.stderr)
+        raise
     finally:
         if daemon is not None:
             daemon.stop()

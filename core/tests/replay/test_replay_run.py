@@ -179,8 +179,15 @@ async def test_the_loop_pressure_sees_a_blocked_loop() -> None:
     try:
         await asyncio.sleep(0.02)
         for _ in range(5):
-            time.sleep(0.02)  # the loop is blocked: its timers run late
+            spin_until = time.perf_counter() + 0.02
+            while time.perf_counter() < spin_until:  # work on the loop: its timers run late
+                pass
             await asyncio.sleep(0.003)
         assert pressure.lag > 0.005
+        lag = pressure.lag
+        for _ in range(5):
+            time.sleep(0.02)  # the thread is not running (as when other processes have the
+            await asyncio.sleep(0.003)  # cores): late timers, but no reason to give way
+        assert pressure.lag < lag / 2
     finally:
         await pressure.release()

@@ -46,9 +46,15 @@ class LoopPressure:
             self.lag = 0.0
 
     async def _probe(self) -> None:
+        """Lateness caused by work on this loop only: a timer is late either because
+        callbacks ran (the loop's thread used the CPU meanwhile) or because the process
+        was not scheduled (other processes used the cores); only the first is a reason to
+        give way, so the lateness counts up to the CPU the loop's thread used beyond the
+        period."""
         period = self.period
         while True:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             await asyncio.sleep(period)
             late = max(0.0, time.perf_counter() - started - period)
-            self.lag += SMOOTHING * (late - self.lag)
+            busy = max(0.0, time.thread_time() - cpu - period)
+            self.lag += SMOOTHING * (min(late, busy) - self.lag)
