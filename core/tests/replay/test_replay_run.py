@@ -178,12 +178,12 @@ async def test_the_loop_pressure_sees_a_blocked_loop() -> None:
     pressure.acquire()
     try:
         await asyncio.sleep(0.02)
-        for _ in range(5):
+        for _ in range(10):
             spin_until = time.perf_counter() + 0.02
             while time.perf_counter() < spin_until:  # work on the loop: its timers run late
                 pass
             await asyncio.sleep(0.003)
-        assert pressure.lag > 0.005
+        assert pressure.lag > 0.003
         lag = pressure.lag
         for _ in range(5):
             time.sleep(0.02)  # the thread is not running (as when other processes have the
