@@ -31,6 +31,7 @@ from headwater_spec import (
 )
 from headwater_spec.conformance import (
     ConnectorConformance,
+    ContractServer,
     DestinationConformance,
     SourceConformance,
     plugin,
@@ -169,6 +170,13 @@ def test_every_plugin_fixture_is_documented() -> None:
     assert {"headwater_server", "headwater_context"} <= set(fixtures)
     missing = undocumented(fixtures, section("The conformance suite"))
     assert not missing, f"pytest plugin fixtures missing from the suite's docs: {missing}"
+
+
+def test_every_contract_server_method_is_documented() -> None:
+    names = [n for n in public_members(ContractServer) if n != "__init__"]
+    assert {"answer", "violation", "fail_next"} <= set(names)
+    missing = undocumented(names, section("The conformance suite"))
+    assert not missing, f"ContractServer methods missing from the suite's docs: {missing}"
 
 
 def test_the_init_command_is_documented_with_every_option() -> None:

@@ -11,21 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from amplitude_contract import API_KEY, AmplitudeAPI, Context
+from amplitude_contract import API_KEY, AmplitudeAPI
 
 from headwater_amplitude import AmplitudeDestination
+from headwater_spec.conformance import MemoryContext
 
 
 @pytest.fixture
 def amplitude_api() -> Iterator[AmplitudeAPI]:
-    server = AmplitudeAPI(api_key=API_KEY).start()
-    try:
+    with AmplitudeAPI(api_key=API_KEY) as server:
         yield server
-    finally:
-        server.stop()
-    assert not server.violations, (
-        f"requests broke Amplitude's documented contract: {server.violations}"
-    )
+    server.assert_no_violations()
 
 
 @pytest.fixture
@@ -40,7 +36,7 @@ async def make_destination(
     ) -> AmplitudeDestination:
         url = amplitude_api.url if endpoint == "server" else endpoint
         dest = AmplitudeDestination(
-            {"api_key": API_KEY, **config}, Context(region=region, endpoint=url)
+            {"api_key": API_KEY, **config}, MemoryContext(region=region, endpoint=url)
         )
         made.append(dest)
         return dest

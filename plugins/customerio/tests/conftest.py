@@ -11,19 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from customerio_contract import API_KEY, SITE_ID, Context, CustomerIOAPI
+from customerio_contract import API_KEY, SITE_ID, CustomerIOAPI
 
 from headwater_customerio import CustomerIODestination
+from headwater_spec.conformance import MemoryContext
 
 
 @pytest.fixture
 def customerio_api() -> Iterator[CustomerIOAPI]:
-    server = CustomerIOAPI().start()
-    try:
+    with CustomerIOAPI() as server:
         yield server
-    finally:
-        server.stop()
-    assert not server.violations, f"requests broke Customer.io's contract: {server.violations}"
+    server.assert_no_violations()
 
 
 @pytest.fixture
@@ -38,7 +36,7 @@ async def make_destination(
     ) -> CustomerIODestination:
         url = customerio_api.url if endpoint == "server" else endpoint
         options = {"site_id": SITE_ID, "api_key": API_KEY, **config}
-        dest = CustomerIODestination(options, Context(region=region, endpoint=url))
+        dest = CustomerIODestination(options, MemoryContext(region=region, endpoint=url))
         made.append(dest)
         return dest
 

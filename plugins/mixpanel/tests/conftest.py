@@ -11,21 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mixpanel_contract import TOKEN, Context, MixpanelAPI
+from mixpanel_contract import TOKEN, MixpanelAPI
 
 from headwater_mixpanel import MixpanelDestination
+from headwater_spec.conformance import MemoryContext
 
 
 @pytest.fixture
 def mixpanel_api() -> Iterator[MixpanelAPI]:
-    server = MixpanelAPI(token=TOKEN, service_account=("sa.user", "sa-s3cret")).start()
-    try:
+    with MixpanelAPI(token=TOKEN, service_account=("sa.user", "sa-s3cret")) as server:
         yield server
-    finally:
-        server.stop()
-    assert not server.violations, (
-        f"requests broke Mixpanel's documented contract: {server.violations}"
-    )
+    server.assert_no_violations()
 
 
 @pytest.fixture
@@ -40,7 +36,7 @@ async def make_destination(
     ) -> MixpanelDestination:
         url = mixpanel_api.url if endpoint == "server" else endpoint
         options = {"project_token": TOKEN, **config}
-        dest = MixpanelDestination(options, Context(region=region, endpoint=url))
+        dest = MixpanelDestination(options, MemoryContext(region=region, endpoint=url))
         made.append(dest)
         return dest
 

@@ -23,22 +23,14 @@ and the test fixture fails the test on any violation it did not expect.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
-import logging
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from headwater_mixpanel import MixpanelDestination
+from headwater_spec.conformance import ContractServer, RecordedRequest, Reply
 
 TOKEN = "tok-0123456789abcdef"
 MAX_RECORDS = 2000
@@ -79,190 +71,10 @@ Make = Callable[..., MixpanelDestination]
 """The ``make_destination`` fixture: (region, endpoint="server", **config) -> destination."""
 
 
-@dataclass
-class Context:
-    """What the daemon hands a destination (headwater_spec.ConnectorContext)."""
-
-    instance_id: str = "product-analytics"
-    region: str = "us"
-    endpoint: str | None = None
-    data_dir: Path = Path(".")
-    logger: logging.Logger = field(
-        default_factory=lambda: logging.getLogger("headwater.destination.product-analytics")
-    )
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    raw: bytes
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Fault:
-    kind: str  # "reply" | "hang" | "drop"
-    reply: Reply | None = None
-    seconds: float = 0.0
-    path: str | None = None
-
-
-class ContractServer:
-    """Threaded HTTP server on 127.0.0.1 with scripted faults; subclasses implement ``answer``."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self.violations: list[str] = []
-        self._faults: deque[_Fault] = deque()
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> ContractServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def fail_next(
-        self,
-        status: int,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        *,
-        times: int = 1,
-        path: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` requests (to ``path``, if given) with this reply."""
-        for _ in range(times):
-            self._faults.append(_Fault("reply", Reply(status, body, headers or {}), path=path))
-
-    def hang_next(self, seconds: float = 30.0, *, path: str | None = None) -> None:
-        """Accept the next request and answer nothing for ``seconds`` (or until stop)."""
-        self._faults.append(_Fault("hang", seconds=seconds, path=path))
-
-    def drop_next(self, *, path: str | None = None) -> None:
-        """Close the connection of the next request without an answer."""
-        self._faults.append(_Fault("drop", path=path))
-
-    def violation(self, message: str) -> Reply:
-        self.violations.append(message)
-        return Reply(400, {"error": f"contract violation: {message}"})
-
-    def answer(self, request: Request) -> Reply:
-        raise NotImplementedError
-
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path is None or fault.path == path:
-                    self._faults.remove(fault)
-                    return fault
-        return None
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                body = raw
-                if headers.get("content-encoding", "").lower() == "gzip":
-                    try:
-                        body = gzip.decompress(raw)
-                    except OSError:
-                        body = b"\x00not gzip"
-                request = Request(self.command, parts.path, query, headers, raw, body)
-                server.requests.append(request)
-                fault = server._take_fault(parts.path)
-                if fault is not None and fault.kind == "drop":
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if fault is not None and fault.kind == "hang":
-                    server._release.wait(fault.seconds)
-                    reply = Reply(504, {"error": "gave up"})
-                elif fault is not None and fault.reply is not None:
-                    reply = fault.reply
-                else:
-                    reply = server.answer(request)
-                self._send(reply)
-
-            def _send(self, reply: Reply) -> None:
-                if isinstance(reply.body, bytes):
-                    payload = reply.body
-                    ctype = "text/plain"
-                else:
-                    payload = json.dumps(reply.body).encode() if reply.body is not None else b""
-                    ctype = "application/json"
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", ctype)
-                    self.send_header("Content-Length", str(len(payload)))
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    self.close_connection = True
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-        return Handler
-
-
-def basic_credentials(headers: dict[str, str]) -> tuple[str, str] | None:
-    value = headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "basic" or not token:
-        return None
-    try:
-        user, sep, password = base64.b64decode(token).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
-
-
 class MixpanelAPI(ContractServer):
     """Mixpanel's /import and /engage for one project."""
+
+    service = "Mixpanel"
 
     def __init__(
         self,
@@ -280,7 +92,7 @@ class MixpanelAPI(ContractServer):
         self.profiles: dict[str, dict[str, Any]] = {}
         self.echo_secrets_in_errors = False
 
-    def answer(self, request: Request) -> Reply:
+    def answer(self, request: RecordedRequest) -> Reply:
         if request.path == "/import":
             return self._import(request)
         if request.path == "/engage":
@@ -290,32 +102,32 @@ class MixpanelAPI(ContractServer):
     def _unauthorized(self, message: str) -> Reply:
         if self.echo_secrets_in_errors:
             message = f"{message} (token {self.token})"
-        return Reply(401, {"code": 401, "error": message, "status": "Unauthorized"})
+        return Reply.json({"code": 401, "error": message, "status": "Unauthorized"}, 401)
 
-    def _import(self, request: Request) -> Reply:
+    def _import(self, request: RecordedRequest) -> Reply:
         if request.method != "POST":
             return self.violation(f"/import needs POST, got {request.method}")
-        if request.query.get("strict") != "1":
+        if request.params().get("strict") != "1":
             return self.violation("/import without strict=1 drops invalid events silently")
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         if ctype not in ("application/json", "application/x-ndjson"):
             return self.violation(f"/import Content-Type {ctype!r}")
-        creds = basic_credentials(request.headers)
+        creds = request.basic_auth()
         if creds is None:
             return self._unauthorized("missing Basic auth")
         if self.service_account is not None and creds == self.service_account:
-            if request.query.get("project_id") != self.project_id:
+            if request.params().get("project_id") != self.project_id:
                 return self._unauthorized("service account auth needs project_id")
         elif creds != (self.token, ""):
             return self._unauthorized("invalid project token or service account")
         if len(request.body) > self.max_import_bytes:
-            return Reply(
-                413,
+            return Reply.json(
                 {
                     "code": 413,
                     "error": f"request exceeds max limit of {self.max_import_bytes} bytes",
                     "status": "Request Entity Too Large",
                 },
+                413,
             )
         try:
             if ctype == "application/x-ndjson":
@@ -347,8 +159,7 @@ class MixpanelAPI(ContractServer):
             )
         self.events.extend(accepted)
         if failed:
-            return Reply(
-                400,
+            return Reply.json(
                 {
                     "code": 400,
                     "error": "some data points in the request failed validation",
@@ -356,8 +167,9 @@ class MixpanelAPI(ContractServer):
                     "num_records_imported": len(accepted),
                     "failed_records": failed,
                 },
+                400,
             )
-        return Reply(200, {"code": 200, "num_records_imported": len(accepted), "status": "OK"})
+        return Reply.json({"code": 200, "num_records_imported": len(accepted), "status": "OK"})
 
     def _check_record(self, record: Any) -> tuple[str, str] | None:
         if not isinstance(record, dict):
@@ -389,7 +201,7 @@ class MixpanelAPI(ContractServer):
             return "properties.token", "'token' does not match the project"
         return None
 
-    def _engage(self, request: Request) -> Reply:
+    def _engage(self, request: RecordedRequest) -> Reply:
         if request.method != "POST":
             return self.violation(f"/engage needs POST, got {request.method}")
         if "content-encoding" in request.headers:
@@ -408,15 +220,15 @@ class MixpanelAPI(ContractServer):
         for update in updates:
             error = self._check_update(update)
             if error is not None:
-                if request.query.get("verbose") == "1":
-                    return Reply(200, {"status": 0, "error": error})
-                return Reply(200, b"0")
+                if request.params().get("verbose") == "1":
+                    return Reply.json({"status": 0, "error": error})
+                return Reply(200, b"0", (("Content-Type", "text/plain"),))
         for update in updates:
             profile = self.profiles.setdefault(update["$distinct_id"], {})
             profile.update(update.get("$set", {}))
-        if request.query.get("verbose") == "1":
-            return Reply(200, {"status": 1, "error": None})
-        return Reply(200, b"1")
+        if request.params().get("verbose") == "1":
+            return Reply.json({"status": 1, "error": None})
+        return Reply(200, b"1", (("Content-Type", "text/plain"),))
 
     def _check_update(self, update: Any) -> str | None:
         if not isinstance(update, dict):

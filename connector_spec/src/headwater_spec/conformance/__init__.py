@@ -18,6 +18,7 @@ The suite's version is the headwater-spec version (``SUITE_VERSION``): pin
 
 from ._base import ConnectorConformance
 from ._context import MemoryContext, SimulatedCrash
+from ._contract_server import ContractServer
 from ._destination import DestinationConformance, SendResult
 from ._leaks import MIN_SECRET_LENGTH
 from ._samples import sample_event, sample_events
@@ -31,6 +32,7 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "SUITE_VERSION",
     "ConnectorConformance",
+    "ContractServer",
     "DestinationConformance",
     "MemoryContext",
     "RecordedRequest",

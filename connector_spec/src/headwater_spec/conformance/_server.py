@@ -8,6 +8,7 @@ of its own, so it keeps answering while the test's event loop awaits the connect
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import socket
@@ -15,13 +16,16 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 import msgspec
 
 HANG_LIMIT = 120.0
 """Longest a hanging answer is held, so a forgotten server never blocks a process forever."""
+
+POLL_INTERVAL = 0.02
+"""How often the serving thread looks for ``stop``: the most a test waits for its server."""
 
 
 class RecordedRequest(msgspec.Struct, frozen=True):
@@ -43,6 +47,17 @@ class RecordedRequest(msgspec.Struct, frozen=True):
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        """(user, password) of an ``Authorization: Basic`` header, or None without a valid one."""
+        scheme, _, token = self.header("authorization").partition(" ")
+        if scheme.lower() != "basic" or not token:
+            return None
+        try:
+            user, sep, password = base64.b64decode(token).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return (user, password) if sep else None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -70,17 +85,17 @@ class Reply(msgspec.Struct, frozen=True):
 Handler = Callable[[RecordedRequest], Reply]
 
 
-class ServiceServer:
-    """A loopback HTTP/1.1 server with a scripted answer and a record of every request.
+class LoopbackServer:
+    """The plumbing both servers share: a threaded HTTP/1.1 server on 127.0.0.1 that records
+    every request and answers with the ``Reply`` that ``_reply_for`` gives.
 
-    Set ``reply`` for a fixed answer or ``handler`` for one computed per request (a source's
-    upstream API, say). ``url`` is where it listens; ``refused_url()`` is one where nothing
-    does.
+    ``url`` is where it listens; the serving thread starts on the first use of ``url`` or
+    ``port`` (tests that never use the server pay nothing); ``stop`` releases hanging
+    answers and closes the socket. Not exported: subclass ``ServiceServer`` or
+    ``ContractServer``.
     """
 
     def __init__(self) -> None:
-        self.reply: Reply = Reply()
-        self.handler: Handler | None = None
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -90,8 +105,7 @@ class ServiceServer:
 
     @property
     def port(self) -> int:
-        """The port; asking for it starts the serving thread (tests that never use the
-        server pay nothing)."""
+        """The port; asking for it starts the serving thread."""
         self._ensure_serving()
         return int(self._httpd.server_address[1])
 
@@ -99,7 +113,7 @@ class ServiceServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ServiceServer:
+    def start(self) -> Self:
         """Make the server ready; it listens already, and serves from the first use of
         ``url``/``port``."""
         return self
@@ -110,7 +124,7 @@ class ServiceServer:
                 return
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": POLL_INTERVAL},
                 name="headwater-conformance-server",
                 daemon=True,
             )
@@ -125,7 +139,7 @@ class ServiceServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> ServiceServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -139,9 +153,31 @@ class ServiceServer:
         with self._lock:
             return list(self.requests)
 
-    def _record(self, request: RecordedRequest) -> Reply:
+    def _reply_for(self, request: RecordedRequest) -> Reply:
+        """The answer to ``request`` (already recorded); called on the serving thread."""
+        raise NotImplementedError
+
+    def _serve_request(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
+        return self._reply_for(request)
+
+
+class ServiceServer(LoopbackServer):
+    """A loopback HTTP/1.1 server with a scripted answer and a record of every request.
+
+    Set ``reply`` for a fixed answer or ``handler`` for one computed per request (a source's
+    upstream API, say). ``url`` is where it listens; ``refused_url()`` is one where nothing
+    does.
+    """
+
+    def __init__(self) -> None:
+        self.reply: Reply = Reply()
+        self.handler: Handler | None = None
+        super().__init__()
+
+    def _reply_for(self, request: RecordedRequest) -> Reply:
+        with self._lock:
             handler, reply = self.handler, self.reply
         return handler(request) if handler is not None else reply
 
@@ -165,7 +201,7 @@ def _decode_body(raw: bytes, encoding: str) -> bytes:
     return raw
 
 
-def _make_handler(server: ServiceServer) -> type[BaseHTTPRequestHandler]:
+def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -182,7 +218,7 @@ def _make_handler(server: ServiceServer) -> type[BaseHTTPRequestHandler]:
                 body=_decode_body(raw, headers.get("content-encoding", "").lower()),
                 raw_body=raw,
             )
-            reply = server._record(request)
+            reply = server._serve_request(request)
             if reply.hang:
                 server._release.wait(HANG_LIMIT)
                 self.close_connection = True
@@ -191,13 +227,16 @@ def _make_handler(server: ServiceServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             body = b"" if reply.status in (204, 304) else reply.body
-            self.send_response(reply.status)
-            for name, value in reply.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            try:
+                self.send_response(reply.status)
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+            except OSError:  # the client gave up (its timeout): nothing left to answer
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
