@@ -44,8 +44,8 @@ from ._jobs import (
     load_job,
     save_job,
 )
-from ._records import ReplayJob
 from ._pressure import LoopPressure
+from ._records import ReplayJob
 from ._run import ReplayRun, parked_keys
 
 _log = logging.getLogger("headwater.replay")

@@ -48,6 +48,7 @@ _TIMESTAMP = (
     r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?)$"
 )
 
+_RETENTION = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w|[Bb]|[KkMmGgTt][Ii]?[Bb])?\s*$"
 _LISTEN = r"^.+:[0-9]{1,5}$"
 _URL = r"^[a-z][a-z0-9+.-]*://"
 
@@ -55,6 +56,7 @@ PATTERN_HINTS = {
     _DURATION: "must be a duration such as `30m`, `24h` or `1h30m`",
     _TIMESTAMP: "must be `now`, `beginning` or a date or timestamp such as "
     "`2024-01-31` or `2024-01-31T08:00:00Z`",
+    _RETENTION: "must be an age such as `400d` or `12w`, or a size such as `50GB` or `500MiB`",
     _LISTEN: "must be host:port, e.g. `127.0.0.1:8080`",
     _URL: "must be a URL with a scheme, e.g. `https://proxy.example.com`",
 }
@@ -78,7 +80,12 @@ _SECTION_DOCS: dict[str, dict[str, dict[str, Any]]] = {
             "description": "The log's folder; relative to the config file.",
             "minLength": 1,
         },
-        "retention": {"description": "How long the log keeps events (e.g. `30d`)."},
+        "retention": {
+            "description": "How much history the log keeps: an age (`400d`) or a size "
+            "(`50GB`); unset keeps every event. Never trims past a destination's cursor or "
+            "an unfinished replay.",
+            "pattern": _RETENTION,
+        },
     },
     "server": {
         "listen": {
