@@ -35,6 +35,7 @@ def lifecycle_services(daemon: Daemon, services: Sequence[Any]) -> list[Any]:
             context_factory=daemon.make_context,
             router=router,
             config_source=lambda: daemon.config,
+            metrics=daemon.metrics,
         )
         add_replay_routes(daemon.routes, replay)
         out.append(replay)

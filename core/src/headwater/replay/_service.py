@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from headwater_spec import ConnectorContext, Destination
 
@@ -48,6 +49,9 @@ from ._pressure import LoopPressure
 from ._records import ReplayJob
 from ._run import ReplayRun, parked_keys
 
+if TYPE_CHECKING:
+    from ..daemon import Metrics
+
 _log = logging.getLogger("headwater.replay")
 SAMPLE_EVERY = 1.0
 RATE_WINDOW = 5
@@ -65,6 +69,7 @@ class ReplayService:
         context_factory: Callable[[ConnectorInstance], ConnectorContext],
         router: Router | None = None,
         config_source: Callable[[], Config] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.log = log
         self._config = config
@@ -78,6 +83,16 @@ class ReplayService:
         self._sampler: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.pressure = LoopPressure()
+        self._gauges = None
+        if metrics is not None:
+            labels = ("replay", "destination")
+            self._gauges = (
+                metrics.gauge(
+                    "headwater_replay_events_done", "Events of the range finished", labels
+                ),
+                metrics.gauge("headwater_replay_events_total", "Events in the job's range", labels),
+                metrics.gauge("headwater_replay_rate", "Events per second lately", labels),
+            )
 
     @property
     def config(self) -> Config:
@@ -201,6 +216,12 @@ class ReplayService:
                 done = max(0, run.cursor - run.job.first_seq - run.pending)
                 window = self._samples.setdefault(job_id, collections.deque(maxlen=RATE_WINDOW))
                 window.append((now, done))
+                if self._gauges is not None:
+                    key = (job_id, run.job.destination)
+                    done_gauge, total_gauge, rate_gauge = self._gauges
+                    done_gauge.labels(*key).set(done)
+                    total_gauge.labels(*key).set(run.job.total)
+                    rate_gauge.labels(*key).set(self._rate(job_id))
             for job_id in list(self._samples):
                 if job_id not in self.runs:
                     del self._samples[job_id]
