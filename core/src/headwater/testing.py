@@ -9,7 +9,12 @@ The daemon listens on a free port (``--listen 127.0.0.1:0``) and reports where i
 ``<data_dir>/serve.json``; ``start`` returns once ``/readyz`` answers 200. Its stdout and
 stderr go to files in the work dir, shown in the error when it fails to start. The pytest
 fixture ``headwater_daemon`` (root conftest.py) wraps this and stops every daemon it
-started.
+started. For end-to-end tests of a destination:
+
+    daemon = headwater_daemon(daemon_config(destination_toml, region="eu"), env={...})
+    ...                                      # send (headwater.testing_sdk), then
+    wait_until(lambda: len(server.events) == 15, describe=lambda: server.events)
+    [letter] = daemon.dead_letters("product-analytics")     # via `headwater dlq list`
 """
 
 from __future__ import annotations
@@ -20,30 +25,59 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import msgspec
 
 from .daemon import read_runfile
 from .log import LmdbLog, LogRecord, RejectedItem
 
 TEST_WRITE_KEY = "test-write-key"
 TEST_ADMIN_TOKEN = "test-admin-token"
-TEST_CONFIG = f"""
+
+
+def daemon_config(
+    *tables: str, region: str = "us", write_key: str = TEST_WRITE_KEY, name: str = "test"
+) -> str:
+    """A config with a workspace in ``region``, the admin token ``TEST_ADMIN_TOKEN`` and one
+    tracking-api source `web` taking ``write_key``, followed by ``tables`` (TOML text, such
+    as a ``[destinations.<id>]`` table)."""
+    base = f"""
 [workspace]
-name = "test"
-region = "us"
+name = "{name}"
+region = "{region}"
 
 [server]
 admin_token = "{TEST_ADMIN_TOKEN}"
 
 [sources.web]
 connector = "tracking-api"
-write_keys = ["{TEST_WRITE_KEY}"]
+write_keys = ["{write_key}"]
 """
+    return base + "".join(tables)
+
+
+TEST_CONFIG = daemon_config()
 """A daemon with one tracking-api source (`web`, key TEST_WRITE_KEY) and no destination."""
+
+
+def wait_until(
+    condition: Callable[[], object],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.1,
+    describe: Callable[[], object] = lambda: "",
+) -> None:
+    """Poll ``condition`` until it is true; after ``timeout`` seconds fail with what
+    ``describe`` says of the state (what arrived so far, say)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g} s: {describe()}")
+        time.sleep(interval)
 
 
 class DaemonStartError(RuntimeError):
@@ -204,6 +238,35 @@ class DaemonProcess:
 
     def admin_headers(self, token: str = TEST_ADMIN_TOKEN) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``headwater <args> --config <this daemon's config>`` as an operator would,
+        with the daemon's environment and work dir; the output is captured as text."""
+        return subprocess.run(
+            [sys.executable, "-m", "headwater", *args, "--config", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.workdir,
+            env=self.env,
+        )
+
+    def dead_letters(
+        self, destination: str, *, at_least: int = 1, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """The dead letters of ``destination`` as `headwater dlq list --format json` shows
+        them, polled until there are ``at_least`` (or ``timeout`` passed: then what there is)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self.cli(
+                "dlq", "list", destination, "--format", "json", "--data-dir", str(self.data_dir)
+            )
+            if listed.returncode != 0:
+                raise AssertionError(f"`headwater dlq list` failed: {listed.stderr}")
+            letters: list[dict[str, Any]] = msgspec.json.decode(listed.stdout)["dead_letters"]
+            if len(letters) >= at_least or time.monotonic() > deadline:
+                return letters
+            time.sleep(0.2)
 
     # -- reading the log (works while the daemon runs, and after it died) ----------------
 

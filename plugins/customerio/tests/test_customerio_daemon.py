@@ -3,36 +3,20 @@ the customerio destination -> the Customer.io contract server, with a 429 and a 
 
 from __future__ import annotations
 
-import json
-import logging
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from customerio_contract import API_KEY, SITE_ID, CustomerIOAPI
 
-from headwater.testing import TEST_ADMIN_TOKEN, DaemonProcess
+from headwater.testing import DaemonProcess, daemon_config, wait_until
+from headwater.testing_sdk import SegmentSdk
 
 WRITE_KEY = "customerio-e2e-key"
 pytestmark = pytest.mark.timeout(120)
 
 
 def config(url: str) -> str:
-    return f"""
-[workspace]
-name = "e2e"
-region = "eu"
-
-[server]
-admin_token = "{TEST_ADMIN_TOKEN}"
-
-[sources.web]
-connector = "tracking-api"
-write_keys = ["{WRITE_KEY}"]
-
+    destination = f"""
 [destinations.product-analytics]
 connector = "customerio"
 region = "eu"
@@ -41,93 +25,42 @@ start = "beginning"
 site_id = "{SITE_ID}"
 api_key = "${{CUSTOMERIO_API_KEY}}"
 """
+    return daemon_config(destination, region="eu", write_key=WRITE_KEY)
 
 
 @pytest.fixture
-def server() -> Iterator[CustomerIOAPI]:
-    api = CustomerIOAPI(region="eu").start()
-    yield api
-    api.stop()
-    assert not api.violations, api.violations
-
-
-def send(daemon: DaemonProcess) -> dict[str, str]:
-    """Send with the real SDK; return messageId -> kind."""
-    from segment.analytics import Client
-
-    logging.getLogger("segment").setLevel(logging.CRITICAL)
-    client = Client(WRITE_KEY, host=daemon.url, max_retries=2)
-    sent: dict[str, str] = {}
-    for n in range(12):
-        ok, msg = client.track(user_id=f"user-{n % 3}", event="Step", properties={"n": n})
-        assert ok
-        sent[msg["messageId"]] = "track"
-    for n in range(3):
-        ok, msg = client.identify(user_id=f"user-{n}", traits={"email": f"u{n}@example.com"})
-        assert ok
-        sent[msg["messageId"]] = "identify"
-    ok, msg = client.alias(previous_id="someone-else", user_id="never-identified")
-    assert ok
-    sent[msg["messageId"]] = "refused"
-    client.flush()
-    client.shutdown()
-    return sent
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, "--config", str(daemon.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-        env=daemon.env,
-    )
-
-
-def dead_letters(daemon: DaemonProcess, want: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        listed = cli(
-            daemon,
-            "dlq",
-            "list",
-            "product-analytics",
-            "--format",
-            "json",
-            "--data-dir",
-            str(daemon.data_dir),
-        )
-        assert listed.returncode == 0, listed.stderr
-        letters: list[dict[str, Any]] = json.loads(listed.stdout)["dead_letters"]
-        if len(letters) >= want or time.monotonic() > deadline:
-            return letters
-        time.sleep(0.2)
+def eu_workspace() -> Iterator[CustomerIOAPI]:
+    with CustomerIOAPI(region="eu") as api:
+        yield api
+    api.assert_no_violations()
 
 
 def test_sdk_events_reach_customerio_eu_through_the_router(
-    headwater_daemon: Callable[..., DaemonProcess], server: CustomerIOAPI
+    headwater_daemon: Callable[..., DaemonProcess], eu_workspace: CustomerIOAPI
 ) -> None:
+    server = eu_workspace
     server.fail_next(429, {"meta": {"error": "rate limited"}}, {"Retry-After": "1"})
     daemon = headwater_daemon(config(server.url), env={"CUSTOMERIO_API_KEY": API_KEY})
-    sent = send(daemon)
+    with SegmentSdk(daemon.url, WRITE_KEY) as sdk:
+        sent = sdk.sample_traffic()
+        refused = sdk.alias(previous_id="someone-else", user_id="never-identified")
+        sent[refused] = "refused"  # a merge into a person Customer.io does not know
     tracks = [m for m, kind in sent.items() if kind == "track"]
-
-    deadline = time.monotonic() + 60
 
     def identified() -> bool:
         return all(server.people.get(f"user-{n}", {}).get("email") for n in range(3))
 
-    while len(server.activities) < len(tracks) or not identified():
-        assert time.monotonic() < deadline, (len(server.activities), server.people)
-        time.sleep(0.1)
-    [letter] = dead_letters(daemon, 1)
+    wait_until(
+        lambda: len(server.activities) >= len(tracks) and identified(),
+        describe=lambda: (len(server.activities), server.people),
+    )
+    [letter] = daemon.dead_letters("product-analytics")
 
     assert len(server.activities) == len(tracks) and server.duplicates == 0
     assert {a["person"] for a in server.activities} == {"user-0", "user-1", "user-2"}
     assert server.people["user-1"]["email"] == "u1@example.com"
     assert sent[letter["event"]["messageId"]] == "refused"
     assert "the primary person must already exist" in letter["reason"]
-    output = daemon.stdout_path.read_text() + daemon.stderr_path.read_text()
+    output = daemon.stdout() + daemon.stderr()
     assert "product-analytics" in output
     assert API_KEY not in output

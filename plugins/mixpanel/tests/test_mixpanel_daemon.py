@@ -3,36 +3,20 @@ the mixpanel destination -> the Mixpanel contract server, with a 429 and a refus
 
 from __future__ import annotations
 
-import json
-import logging
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from mixpanel_contract import TOKEN, MixpanelAPI
 
-from headwater.testing import TEST_ADMIN_TOKEN, DaemonProcess
+from headwater.testing import DaemonProcess, daemon_config, wait_until
+from headwater.testing_sdk import SegmentSdk
 
 WRITE_KEY = "mixpanel-e2e-key"
 pytestmark = pytest.mark.timeout(120)
 
 
 def config(url: str) -> str:
-    return f"""
-[workspace]
-name = "e2e"
-region = "eu"
-
-[server]
-admin_token = "{TEST_ADMIN_TOKEN}"
-
-[sources.web]
-connector = "tracking-api"
-write_keys = ["{WRITE_KEY}"]
-
+    destination = f"""
 [destinations.product-analytics]
 connector = "mixpanel"
 region = "eu"
@@ -40,90 +24,33 @@ endpoint = "{url}"
 start = "beginning"
 project_token = "${{MIXPANEL_TOKEN}}"
 """
-
-
-@pytest.fixture
-def server() -> Iterator[MixpanelAPI]:
-    api = MixpanelAPI(token=TOKEN).start()
-    yield api
-    api.stop()
-    assert not api.violations, api.violations
-
-
-def send(daemon: DaemonProcess) -> dict[str, str]:
-    """Send with the real SDK; return messageId -> kind."""
-    from segment.analytics import Client
-
-    logging.getLogger("segment").setLevel(logging.CRITICAL)
-    client = Client(WRITE_KEY, host=daemon.url, max_retries=2)
-    sent: dict[str, str] = {}
-    for n in range(12):
-        ok, msg = client.track(user_id=f"user-{n % 3}", event="Step", properties={"n": n})
-        assert ok
-        sent[msg["messageId"]] = "track"
-    for n in range(3):
-        ok, msg = client.identify(user_id=f"user-{n}", traits={"email": f"u{n}@example.com"})
-        assert ok
-        sent[msg["messageId"]] = "identify"
-    ok, msg = client.track(user_id="null", event="Step")
-    assert ok
-    sent[msg["messageId"]] = "refused"
-    client.flush()
-    client.shutdown()
-    return sent
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, "--config", str(daemon.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-        env=daemon.env,
-    )
-
-
-def dead_letters(daemon: DaemonProcess, want: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        listed = cli(
-            daemon,
-            "dlq",
-            "list",
-            "product-analytics",
-            "--format",
-            "json",
-            "--data-dir",
-            str(daemon.data_dir),
-        )
-        assert listed.returncode == 0, listed.stderr
-        letters: list[dict[str, Any]] = json.loads(listed.stdout)["dead_letters"]
-        if len(letters) >= want or time.monotonic() > deadline:
-            return letters
-        time.sleep(0.2)
+    return daemon_config(destination, region="eu", write_key=WRITE_KEY)
 
 
 def test_sdk_events_reach_mixpanel_eu_through_the_router(
-    headwater_daemon: Callable[..., DaemonProcess], server: MixpanelAPI
+    headwater_daemon: Callable[..., DaemonProcess], mixpanel_api: MixpanelAPI
 ) -> None:
+    server = mixpanel_api
     server.fail_next(429, {"code": 429, "status": "Too Many Requests"}, {"Retry-After": "1"})
     daemon = headwater_daemon(config(server.url), env={"MIXPANEL_TOKEN": TOKEN})
-    sent = send(daemon)
+    with SegmentSdk(daemon.url, WRITE_KEY) as sdk:
+        sent = sdk.sample_traffic()
+        sent[sdk.track(user_id="null", event="Step")] = "refused"  # a placeholder distinct_id
     tracks = {m for m, kind in sent.items() if kind == "track"}
 
-    deadline = time.monotonic() + 60
-    while len(server.events) < len(tracks) or len(server.profiles) < 3:
-        assert time.monotonic() < deadline, (len(server.events), server.profiles)
-        time.sleep(0.1)
-    [letter] = dead_letters(daemon, 1)
+    wait_until(
+        lambda: len(server.events) >= len(tracks) and len(server.profiles) >= 3,
+        describe=lambda: (len(server.events), server.profiles),
+    )
+    [letter] = daemon.dead_letters("product-analytics")
 
     assert sorted(e["properties"]["$insert_id"] for e in server.events) == sorted(tracks)
     assert {e["properties"]["distinct_id"] for e in server.events} == {"user-0", "user-1", "user-2"}
     assert server.profiles["user-1"] == {"$email": "u1@example.com"}
     assert sent[letter["event"]["messageId"]] == "refused"
     assert "distinct_id" in letter["reason"]
-    assert server.requests[0].headers["content-encoding"] == "gzip"
-    output = daemon.stdout_path.read_text() + daemon.stderr_path.read_text()
+    first_import = next(r for r in server.received() if r.path == "/import")
+    assert first_import.header("content-encoding") == "gzip"
+    output = daemon.stdout() + daemon.stderr()
     assert "product-analytics" in output
     assert TOKEN not in output
