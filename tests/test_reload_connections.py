@@ -109,6 +109,8 @@ def test_removed_destination_keeps_its_place_until_forgotten(
         missed = send(daemon, "while-removed")
         time.sleep(0.5)
         assert sink.events_delivered == len(first)
+        listed = cli(daemon, "destinations")
+        assert "a: no longer configured" in listed.stdout, listed.stdout
 
         forgotten = cli(daemon, "destinations", "forget", "a", "--yes")
         assert forgotten.returncode == 0, forgotten.stderr  # a is not configured any more

@@ -93,6 +93,7 @@ def destinations_command(
         return
     if not rows:
         click.echo("no destinations configured")
+        _print_kept(config)
         return
     header = ("DESTINATION", "CONNECTOR", "STATE", "LAG", "LAG(s)", "DELIVERED", "RETRIED",
               "DEAD", "PENDING", "DLQ")  # fmt: skip
@@ -117,3 +118,24 @@ def destinations_command(
     for s in rows:
         if s.error or s.last_error:
             click.echo(f"{s.id}: last error: {s.error or s.last_error} ({s.last_error_at or ''})")
+    _print_kept(config)
+
+
+def _print_kept(config: Config) -> None:
+    for name in kept_but_removed(config):
+        click.echo(
+            f"{name}: no longer configured; its cursor, retries and dead letters are kept "
+            f"(`headwater destinations forget {name}` deletes them)"
+        )
+
+
+def kept_but_removed(config: Config) -> list[str]:
+    """Destinations the log still holds state for that the config no longer names."""
+    from ..lifecycle import known_destinations
+
+    try:
+        log = open_configured_log(config, readonly=True)
+    except LogError:
+        return []
+    with log:
+        return [d for d in known_destinations(log) if d not in config.destinations]
