@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("headwater.replay")
 SAMPLE_EVERY = 1.0
+SHUTDOWN_DRAIN = 2.0
+"""Seconds a stopping daemon lets the replays' batches in flight finish (the HTTP drain has
+already had its grace period; what is cut short is sent again at the next start)."""
 RATE_WINDOW = 5
 
 
@@ -115,9 +118,9 @@ class ReplayService:
                 await self._sampler
             self._sampler = None
         async with self._lock:
-            for run in list(self.runs.values()):
-                await run.stop()
+            runs = list(self.runs.values())
             self.runs.clear()
+            await asyncio.gather(*(run.stop(drain=SHUTDOWN_DRAIN) for run in runs))
 
     # -- control -----------------------------------------------------------------------
 
