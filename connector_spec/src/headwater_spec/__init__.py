@@ -14,6 +14,7 @@ from ._connector import (
     Source,
     SourceContext,
 )
+from ._event_time import event_time_ms
 from ._events import (
     EVENT_CLASSES,
     EVENT_TYPES,
@@ -34,7 +35,7 @@ from ._events import (
 )
 from ._hooks import PROJECT_NAME, HeadwaterSpecs, Register, hookimpl, hookspec
 from ._http import SecretRedactor, endpoint_url, retry_after_seconds
-from ._outcomes import DELIVERED, Delivered, Outcome, Rejected, Retry
+from ._outcomes import DELIVERED, Delivered, Outcome, Rejected, Retry, log_outcomes
 from ._push import (
     HttpRequest,
     HttpResponse,
@@ -106,9 +107,11 @@ __all__ = [
     "encode_event",
     "endpoint_url",
     "event_from_dict",
+    "event_time_ms",
     "event_to_dict",
     "hookimpl",
     "hookspec",
+    "log_outcomes",
     "meta_schema",
     "retry_after_seconds",
     "secret_fields",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 import msgspec
 
 
@@ -27,3 +30,24 @@ class Rejected(msgspec.Struct, frozen=True, tag="rejected"):
 
 Outcome = Delivered | Retry | Rejected
 DELIVERED = Delivered()
+
+
+def log_outcomes(logger: logging.Logger, name: str, outcomes: Sequence[Outcome]) -> None:
+    """One log line for what became of a batch, under the connector's ``name``: DEBUG when
+    every event was delivered, else WARNING with the counts and one reason, the first
+    retry's (else the first rejection's). Reasons must already be free of secrets (see
+    ``SecretRedactor``)."""
+    retry = [o for o in outcomes if isinstance(o, Retry)]
+    rejected = [o for o in outcomes if isinstance(o, Rejected)]
+    delivered = len(outcomes) - len(retry) - len(rejected)
+    if retry or rejected:
+        logger.warning(
+            "%s: %d delivered, %d to retry, %d rejected; first: %s",
+            name,
+            delivered,
+            len(retry),
+            len(rejected),
+            (retry or rejected)[0].reason,
+        )
+    else:
+        logger.debug("%s: %d delivered", name, delivered)

@@ -15,10 +15,10 @@ from headwater_spec import (
     Destination,
     Event,
     Outcome,
-    Rejected,
     Retry,
     SecretRedactor,
     endpoint_url,
+    log_outcomes,
 )
 
 from ._records import plan_batch
@@ -62,7 +62,7 @@ class AmplitudeDestination(Destination):
             reason = self._redact(f"amplitude destination failed: {type(exc).__name__}: {exc}")
             self.context.logger.error(reason)
             return [Retry(reason=reason)] * len(batch)
-        self._log_summary(outcomes)
+        log_outcomes(self.context.logger, self.spec.name, outcomes)
         return outcomes
 
     async def close(self) -> None:
@@ -123,18 +123,3 @@ class AmplitudeDestination(Destination):
                 headers={"User-Agent": f"headwater-amplitude/{self.spec.version}"},
             )
         return self._client
-
-    def _log_summary(self, outcomes: list[Outcome]) -> None:
-        retry = [o for o in outcomes if isinstance(o, Retry)]
-        rejected = [o for o in outcomes if isinstance(o, Rejected)]
-        delivered = len(outcomes) - len(retry) - len(rejected)
-        if retry or rejected:
-            self.context.logger.warning(
-                "amplitude: %d delivered, %d to retry, %d rejected; first: %s",
-                delivered,
-                len(retry),
-                len(rejected),
-                (retry or rejected)[0].reason,
-            )
-        else:
-            self.context.logger.debug("amplitude: %d delivered", delivered)

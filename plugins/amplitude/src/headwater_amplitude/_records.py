@@ -21,12 +21,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from headwater_spec import Event, Identify, Page, Rejected, Screen, Track, event_to_dict
+from headwater_spec import (
+    Event,
+    Identify,
+    Page,
+    Rejected,
+    Screen,
+    Track,
+    event_time_ms,
+    event_to_dict,
+)
 
 LIBRARY = "headwater/0.1.0"
 
@@ -120,21 +128,6 @@ def insert_id(event: Event) -> str:
         return event.messageId
     encoded = msgspec.json.encode(event_to_dict(event), order="sorted")
     return hashlib.sha256(encoded).hexdigest()[:32]
-
-
-def event_time_ms(event: Event) -> int | None:
-    """Milliseconds since the epoch of when the event happened, by Segment's precedence."""
-    for value in (event.timestamp, event.originalTimestamp, event.receivedAt, event.sentAt):
-        if not value:
-            continue
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return int(when.timestamp() * 1000)
-    return None
 
 
 def _context_fields(context: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from headwater_spec import (
     Destination,
     Event,
     Outcome,
-    Rejected,
     Retry,
     SecretRedactor,
     endpoint_url,
+    log_outcomes,
 )
 
 from ._records import plan_batch
@@ -61,7 +61,7 @@ class CustomerIODestination(Destination):
             reason = self._redact(f"customerio destination failed: {type(exc).__name__}: {exc}")
             self.context.logger.error(reason)
             return [Retry(reason=reason)] * len(batch)
-        self._log_summary(outcomes)
+        log_outcomes(self.context.logger, self.spec.name, outcomes)
         return outcomes
 
     async def check(self) -> CheckResult:
@@ -167,21 +167,6 @@ class CustomerIODestination(Destination):
                 headers={"User-Agent": f"headwater-customerio/{self.spec.version}"},
             )
         return self._client
-
-    def _log_summary(self, outcomes: list[Outcome]) -> None:
-        retry = [o for o in outcomes if isinstance(o, Retry)]
-        rejected = [o for o in outcomes if isinstance(o, Rejected)]
-        delivered = len(outcomes) - len(retry) - len(rejected)
-        if retry or rejected:
-            self.context.logger.warning(
-                "customerio: %d delivered, %d to retry, %d rejected; first: %s",
-                delivered,
-                len(retry),
-                len(rejected),
-                (retry or rejected)[0].reason,
-            )
-        else:
-            self.context.logger.debug("customerio: %d delivered", delivered)
 
 
 def _by_size(items: list[Record], limit: int) -> list[list[Record]]:

@@ -30,7 +30,17 @@ from typing import Any
 
 import msgspec
 
-from headwater_spec import Alias, Event, Identify, Page, Rejected, Screen, Track, event_to_dict
+from headwater_spec import (
+    Alias,
+    Event,
+    Identify,
+    Page,
+    Rejected,
+    Screen,
+    Track,
+    event_time_ms,
+    event_to_dict,
+)
 
 MAX_ITEM_BYTES = 32 * 1024
 """Customer.io: "Each of the requests within the batch must also be 32kb or smaller"."""
@@ -166,25 +176,16 @@ def ulid(event: Event) -> str:
     return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
 
 
-def event_time_ms(event: Event) -> int | None:
-    """Milliseconds since the epoch of when the event happened, by Segment's precedence."""
-    for value in (event.timestamp, event.originalTimestamp, event.receivedAt, event.sentAt):
-        seconds = _iso_seconds(value, ms=True) if value else None
-        if seconds is not None:
-            return seconds
-    return None
-
-
 def _seconds(event: Event) -> int | None:
     ms = event_time_ms(event)
     return ms // 1000 if ms is not None else None
 
 
-def _iso_seconds(value: str, *, ms: bool = False) -> int | None:
+def _iso_seconds(value: str) -> int | None:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000) if ms else int(when.timestamp())
+    return int(when.timestamp())

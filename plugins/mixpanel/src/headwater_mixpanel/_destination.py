@@ -22,6 +22,7 @@ from headwater_spec import (
     Retry,
     SecretRedactor,
     endpoint_url,
+    log_outcomes,
 )
 
 from ._records import plan_batch
@@ -68,7 +69,7 @@ class MixpanelDestination(Destination):
             reason = self._redact(f"mixpanel destination failed: {type(exc).__name__}: {exc}")
             self.context.logger.error(reason)
             return [Retry(reason=reason)] * len(batch)
-        self._log_summary(outcomes)
+        log_outcomes(self.context.logger, self.spec.name, outcomes)
         return outcomes
 
     async def close(self) -> None:
@@ -148,23 +149,6 @@ class MixpanelDestination(Destination):
                 headers={"User-Agent": f"headwater-mixpanel/{self.spec.version}"},
             )
         return self._client
-
-    def _log_summary(self, outcomes: list[Outcome]) -> None:
-        retry = [o for o in outcomes if isinstance(o, Retry)]
-        rejected = [o for o in outcomes if isinstance(o, Rejected)]
-        delivered = len(outcomes) - len(retry) - len(rejected)
-        log = self.context.logger
-        if retry or rejected:
-            first = (retry or rejected)[0].reason
-            log.warning(
-                "mixpanel: %d delivered, %d to retry, %d rejected; first: %s",
-                delivered,
-                len(retry),
-                len(rejected),
-                first,
-            )
-        else:
-            log.debug("mixpanel: %d delivered", delivered)
 
 
 _RANK = {Delivered: 0, Retry: 1, Rejected: 2}

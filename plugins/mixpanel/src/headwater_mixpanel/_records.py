@@ -23,12 +23,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from headwater_spec import Event, Identify, Page, Rejected, Screen, Track, event_to_dict
+from headwater_spec import (
+    Event,
+    Identify,
+    Page,
+    Rejected,
+    Screen,
+    Track,
+    event_time_ms,
+    event_to_dict,
+)
 
 INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 """What Mixpanel accepts as $insert_id: at most 36 letters, digits or dashes."""
@@ -158,28 +166,6 @@ def insert_id(event: Event) -> str:
         return mid
     source = mid.encode() if mid else msgspec.json.encode(event_to_dict(event), order="sorted")
     return hashlib.sha256(source).hexdigest()[:32]
-
-
-def event_time_ms(event: Event) -> int | None:
-    """Milliseconds since the epoch of when the event happened, by Segment's precedence."""
-    for value in (event.timestamp, event.originalTimestamp, event.receivedAt, event.sentAt):
-        ms = parse_time_ms(value)
-        if ms is not None:
-            return ms
-    return None
-
-
-def parse_time_ms(value: str | None) -> int | None:
-    """An ISO 8601 time as epoch milliseconds (UTC when it has no offset), or None."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
 
 
 def _context_properties(context: dict[str, Any]) -> dict[str, Any]:
