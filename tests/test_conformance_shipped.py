@@ -13,13 +13,14 @@ from __future__ import annotations
 import ast
 import importlib
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from headwater_spec import Connector, Destination, Source
+from headwater_spec import PROJECT_NAME, Connector, Destination, Source
 from headwater_spec.conformance import SUITE_VERSION, spec_problems
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
@@ -122,6 +123,16 @@ def test_shipped_connector_spec_conforms(shipped: Shipped) -> None:
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         pytest.fail(f"plugins/{shipped.plugin_dir}:\n{lines}", pytrace=False)
+
+
+@pytest.mark.parametrize("shipped", [s for s in SHIPPED if s.cls is not None], ids=lambda s: s.id)
+def test_shipped_connector_is_registered_by_its_installed_entry_point(shipped: Shipped) -> None:
+    """What the daemon sees: the installed distribution's metadata, not the pyproject."""
+    found = [e for e in entry_points(group=PROJECT_NAME) if e.name == shipped.entry_point]
+    assert len(found) == 1, f"entry point {shipped.entry_point!r} installed {len(found)} times"
+    registered: list[type[Connector]] = []
+    found[0].load().register_connectors(register=registered.append)
+    assert shipped.cls in registered
 
 
 @pytest.mark.parametrize("shipped", [s for s in SHIPPED if s.cls is not None], ids=lambda s: s.id)
