@@ -35,7 +35,13 @@ def build_services(daemon: Daemon) -> list[Service]:
         # Several daemons share the stream: partitions leased per daemon (docs/scale.md).
         from ..shared_delivery import SharedDelivery
 
+        from ..replay import add_admin_routes as add_replay_routes
+        from ..shared_replay import SharedReplayService
+
         services.append(SharedDelivery(daemon))
+        replay = SharedReplayService(daemon)  # one daemon runs a job, any daemon shows it
+        add_replay_routes(daemon.routes, replay)
+        services.append(replay)
     else:
         services.append(router_service(daemon))
     services += lifecycle_services(daemon, services)
