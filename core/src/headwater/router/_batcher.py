@@ -55,6 +55,13 @@ class Batcher(Generic[T]):
         self._bytes += item.size
         self._arrived.set()
 
+    def put_many(self, items: list[T]) -> None:
+        """``put`` for the items of one read, which arrive together."""
+        now = time.monotonic()
+        self._items.extend([(now, item) for item in items])
+        self._bytes += sum([item.size for item in items])
+        self._arrived.set()
+
     def full(self, reserved_count: int = 0, reserved_bytes: int = 0) -> bool:
         limits = self.limits
         return (

@@ -34,6 +34,7 @@ from headwater_spec import Destination, Event, EventError, Outcome, event_from_d
 from ..log import AnyLog, LogClosedError, LogRecord, now_us
 from ._batcher import BatchLimits, estimate_json_size
 from ._cancel import cancel_and_wait
+from ._decode import decode_header, typed_event
 from ._filter import EventFilter
 from ._health import Health
 from ._lane import Item, Lane, lane_index
@@ -246,10 +247,7 @@ class DestinationLoop:
                 continue
             self._new_data.clear()
             end = min(limit, self.read_pos + READ_CHUNK - 1)
-            last = 0
-            for seq, raw in self.log.scan_raw(self.read_pos, end):
-                self._admit(seq, raw)
-                last = seq
+            last = self._admit_chunk(self.read_pos, end)
             if last:
                 self.read_pos = last + 1
                 await self._maybe_redrive()
@@ -272,19 +270,71 @@ class DestinationLoop:
                 state.finish(seq)
             self.read_pos = first
 
-    def _admit(self, seq: int, raw: bytes) -> None:
+    def _admit_chunk(self, start: int, end: int) -> int:
+        """Read seqs ``start..end`` and hand each wanted event to its user's lane, each
+        lane's share in one go; return the last seq read (0 when none)."""
+        shares: dict[int, list[Item]] = {}
+        lanes = self.lanes
+        lane_of = self._lane_of
+        admit = self._admit
+        last = 0
+        for seq, raw in self.log.scan_raw(start, end):
+            last = seq
+            item = admit(seq, raw)
+            if item is None:
+                continue
+            lane = lane_of.get(item.user)
+            if lane is None:
+                if len(lane_of) > LANE_CACHE:
+                    lane_of.clear()
+                lane = lane_of[item.user] = lanes[lane_index(item.user, len(lanes))]
+            share = shares.get(lane.index)
+            if share is None:
+                shares[lane.index] = [item]
+            else:
+                share.append(item)
+        for index, items in shares.items():
+            lanes[index].put_many(items)
+        return last
+
+    def _admit(self, seq: int, raw: bytes) -> Item | None:
+        """The event at ``seq`` as an Item for a lane, or None when it is finished here
+        (filtered out, dead-lettered as invalid, or already parked)."""
         state = self.state
         assert state is not None
-        if seq in self._skip:  # parked before a restart; the retry table has it
+        if self._skip and seq in self._skip:  # parked before a restart; the retry table has it
             self._skip.discard(seq)
             state.finish(seq)
-            return
+            return None
+        header = decode_header(raw)
+        model = typed_event(header.event)
+        if model is None:
+            return self._admit_general(seq, raw)
+        if not self.filter.wants_event(header.source, model):
+            state.count("filtered")
+            state.finish(seq)
+            return None
+        return Item(
+            seq,
+            model.user_key,
+            header.source,
+            header.received_at,
+            header.event,
+            model,
+            estimate_json_size(len(raw)),
+        )
+
+    def _admit_general(self, seq: int, raw: bytes) -> Item | None:
+        """``_admit`` for an event the fast decode left alone (unknown keys, or invalid):
+        filtered on its dict, then validated by ``event_from_dict``."""
+        state = self.state
+        assert state is not None
         record = _decode_record(raw)
         event = record.event
         if not self.filter.wants(record.source, event):
             state.count("filtered")
             state.finish(seq)
-            return
+            return None
         try:
             model = event_from_dict(event)
         except EventError as exc:
@@ -300,17 +350,16 @@ class DestinationLoop:
                 last=now,
             )
             state.finish(seq)
-            return
-        user = model.user_key
-        item = Item(
-            seq, user, record.source, record.received_at, event, model, estimate_json_size(len(raw))
+            return None
+        return Item(
+            seq,
+            model.user_key,
+            record.source,
+            record.received_at,
+            event,
+            model,
+            estimate_json_size(len(raw)),
         )
-        lane = self._lane_of.get(user)
-        if lane is None:
-            if len(self._lane_of) > LANE_CACHE:
-                self._lane_of.clear()
-            lane = self._lane_of[user] = self.lanes[lane_index(user, len(self.lanes))]
-        lane.put(item)
 
     def _observe_latency(self, seconds: float) -> None:
         self.latency.observe(seconds)

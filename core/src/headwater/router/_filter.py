@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from headwater_spec import Event
+
 
 class EventFilter:
     """A destination's filter, applied to the stored event dict before it is decoded."""
@@ -41,6 +43,16 @@ class EventFilter:
         if not integrations or not isinstance(integrations, dict):
             return True
         return self.integrations_allow(integrations)
+
+    def wants_event(self, source: str, event: Event) -> bool:
+        """``wants`` for an event already decoded into its model (the same answer: the
+        model's type and integrations are the stored ones)."""
+        if self.event_types is not None and event.event_type not in self.event_types:
+            return False
+        if self.sources is not None and source not in self.sources:
+            return False
+        integrations = event.integrations
+        return not integrations or self.integrations_allow(integrations)
 
     def integrations_allow(self, integrations: Mapping[str, Any]) -> bool:
         folded = {str(k).casefold(): v for k, v in integrations.items()}

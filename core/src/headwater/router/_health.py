@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from headwater_spec import Outcome, Retry
+from headwater_spec import DELIVERED, Outcome, Retry
 
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
@@ -29,8 +29,8 @@ class Health:
         self.failures = 0
 
     def observe(self, outcomes: Sequence[Outcome]) -> None:
-        if not outcomes:
-            return
+        if not outcomes or (not self.failures and outcomes.count(DELIVERED) == len(outcomes)):
+            return  # nothing to change: the usual case, answered without a loop
         retry_after = max(
             (o.retry_after for o in outcomes if isinstance(o, Retry) and o.retry_after is not None),
             default=None,

@@ -20,14 +20,23 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import msgspec
 
-from headwater_spec import Delivered, Event, EventError, Outcome, Rejected, Retry, event_from_dict
+from headwater_spec import (
+    DELIVERED,
+    Delivered,
+    Event,
+    EventError,
+    Outcome,
+    Rejected,
+    Retry,
+    event_from_dict,
+)
 
 from ..log import now_us
 from ._batcher import Batcher, BatchLimits
+from ._decode import StoredEvent, event_dict
 from ._health import Health
 from ._parked import Parked, ParkedQueues
 from ._ratelimit import RateLimiter
@@ -48,13 +57,14 @@ def lane_index(user: str, lanes: int) -> int:
 
 class Item(msgspec.Struct, gc=False):
     """A live event read from the log, on its way through a lane. Not tracked by the
-    cyclic GC (it never holds a cycle): thousands are alive at once under load."""
+    cyclic GC (it never holds a cycle): thousands are alive at once under load. ``event``
+    is the stored event, kept as msgpack when ``model`` was decoded straight from it."""
 
     seq: int
     user: str
     source: str
     received_at: int
-    event: dict[str, Any]
+    event: StoredEvent
     model: Event
     size: int
 
@@ -107,6 +117,10 @@ class Lane:
         self.batcher.put(item)
         self._wake.set()
 
+    def put_many(self, items: list[Item]) -> None:
+        self.batcher.put_many(items)
+        self._wake.set()
+
     def poke(self) -> None:
         """Parked entries changed (redrive, recovery): look again."""
         self._wake.set()
@@ -149,7 +163,9 @@ class Lane:
         whole = {u for u, n in per_user.items() if self.parked.fully_taken(u, n)}
         room = limits.max_count - len(sent)
         live: list[Item] = []
-        if room > 0 and len(self.batcher):
+        if room > 0 and len(self.batcher) and not self.parked.users():
+            live = self.batcher.take(room, limits.max_bytes - sum(s.entry.size for s in sent))
+        elif room > 0 and len(self.batcher):
             budget = limits.max_bytes - sum(s.entry.size for s in sent)
             parked = self.parked
 
@@ -250,7 +266,12 @@ class Lane:
                 continue
             entry.attempts, entry.first_attempt_at = attempts, first
             self._dead_letter_parked(entry, pending, _final_reason(outcome, attempts), now)
-        for item, outcome in zip(live, outcomes[len(sent) :], strict=True):
+        live_outcomes = outcomes[len(sent) :]
+        if live_outcomes.count(DELIVERED) == len(live):  # the usual case, without a loop
+            delivered += len(live)
+            self.state.finish_many([item.seq for item in live])
+            live, live_outcomes = [], []
+        for item, outcome in zip(live, live_outcomes, strict=True):
             if isinstance(outcome, Delivered):
                 delivered += 1
             elif isinstance(outcome, Retry) and not self.policy.exhausted(1, now, now):
@@ -262,7 +283,7 @@ class Lane:
                     item.seq,
                     item.source,
                     item.received_at,
-                    item.event,
+                    event_dict(item.event),
                     reason=_final_reason(outcome, 1),
                     attempts=1,
                     first=now,
@@ -288,7 +309,7 @@ class Lane:
             user=item.user,
             source=item.source,
             received_at=item.received_at,
-            event=item.event,
+            event=event_dict(item.event),
             attempts=attempts,
             first_attempt_at=first,
             last_attempt_at=first,

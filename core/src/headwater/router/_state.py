@@ -89,6 +89,10 @@ class DeliveryState:
         self.watermark.finish(seq)
         self._dirty.set()
 
+    def finish_many(self, seqs: list[int]) -> None:
+        self.watermark.finish_many(seqs)
+        self._dirty.set()
+
     def touch(self) -> None:
         """The counters or state changed: write the record with the next commit."""
         self._record_dirty = True

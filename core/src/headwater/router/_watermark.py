@@ -34,8 +34,9 @@ class Watermark:
         self.low = low
 
     def finish_many(self, seqs: list[int]) -> None:
+        finish = self.finish
         for seq in seqs:
-            self.finish(seq)
+            finish(seq)
 
     @property
     def ahead(self) -> int:

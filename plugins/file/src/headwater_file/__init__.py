@@ -45,12 +45,18 @@ class FileDestination(Destination):
         self._encoder = msgspec.json.Encoder()
 
     async def send(self, batch: Sequence[Event]) -> list[Outcome]:
-        lines = b"".join(self._encoder.encode(event_to_dict(ev)) + b"\n" for ev in batch)
+        lines = self.lines(batch)
         try:
             await asyncio.to_thread(self._append, lines)
         except OSError as exc:
             return [Retry(reason=f"cannot write {self.path}: {exc.strerror}")] * len(batch)
         return [DELIVERED] * len(batch)
+
+    def lines(self, batch: Sequence[Event]) -> bytes:
+        """One JSON line per event, in one encoder call. An event without unknown fields is
+        encoded straight from its Struct (the same JSON as ``event_to_dict`` gives, without
+        building the dict first): measured, this was a fifth of the router's time per event."""
+        return self._encoder.encode_lines([event_to_dict(ev) if ev.extra else ev for ev in batch])
 
     async def check(self) -> CheckResult:
         """Can the file be opened for appending (its folder created if missing)?"""

@@ -77,11 +77,11 @@ class WebhookDestination(Destination):
     def body(self, batch: Sequence[Event]) -> bytes:
         """``{"batch": [...], "sentAt": "..."}``. An event without unknown fields is
         encoded straight from its Struct (the same JSON as ``event_to_dict`` gives, without
-        building the dict first); one with unknown fields goes through ``event_to_dict``."""
-        encode = self._encoder.encode
+        building the dict first); one with unknown fields goes through ``event_to_dict``. One
+        encoder call for the whole body."""
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        events = b",".join([encode(event_to_dict(ev) if ev.extra else ev) for ev in batch])
-        return b'{"batch":[' + events + b'],"sentAt":"' + sent_at.encode() + b'"}'
+        events = [event_to_dict(ev) if ev.extra else ev for ev in batch]
+        return self._encoder.encode({"batch": events, "sentAt": sent_at})
 
     async def _post(self, body: bytes) -> tuple[int, bytes, str | None]:
         headers = {self.signature_header: sign(self.secret, body)} if self.secret else None
