@@ -191,3 +191,20 @@ async def test_the_loop_pressure_sees_a_blocked_loop() -> None:
         assert pressure.lag < lag / 2
     finally:
         await pressure.release()
+
+
+async def test_events_with_keys_the_model_does_not_know_are_filtered_the_same(
+    log: LmdbLog,
+) -> None:
+    """Such events take the general decode (their extra keys must survive); the job's
+    filter gives the same answer on both paths."""
+    log.append_sync("web", [event(n, event="Order Completed", custom={"k": n}) for n in range(10)])
+    log.append_sync("web", [event(n, event="Signed Up", custom=1) for n in range(10, 20)])
+    log.append_sync("web", [event(n, event="Order Completed") for n in range(20, 30)])
+    dest = Recorder()
+    await run_to_end(
+        make_run(log, job(1, 30, filter=ReplayFilter(events=["Order Completed"])), dest)
+    )
+    assert sorted(dest.ids()) == sorted(f"m{n}" for n in [*range(10), *range(20, 30)])
+    kept = [e for e in dest.delivered if e.messageId == "m3"]
+    assert kept[0].extra == {"custom": {"k": 3}}, "unknown keys reach the destination"

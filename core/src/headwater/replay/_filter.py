@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headwater_spec import EVENT_TYPES
+from headwater_spec import EVENT_TYPES, Event, Page, Screen, Track
 
 from ._records import ReplayFilter
 
@@ -35,6 +35,21 @@ class JobFilter:
         if self.names is not None:
             name = event.get("event") if kind == "track" else event.get("name")
             return name in self.names
+        return True
+
+    def wants_event(self, source: str, event: Event) -> bool:
+        """``wants`` for an event already decoded into its model (the same answer)."""
+        if self.sources is not None and source not in self.sources:
+            return False
+        kind = event.event_type
+        if self.types is not None and kind not in self.types:
+            return False
+        if self.names is not None:
+            if isinstance(event, Track):
+                return event.event in self.names
+            if isinstance(event, Page | Screen):
+                return event.name in self.names
+            return False
         return True
 
 

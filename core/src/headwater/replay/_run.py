@@ -45,6 +45,7 @@ from ..router import (
 )
 from ..router import estimate_json_size as estimate_size
 from ..router._cancel import cancel_and_wait
+from ..router._decode import decode_header, typed_event
 from ..router._health import Health
 from ..router._lane import Item, Lane
 from ..router._parked import Parked
@@ -305,58 +306,89 @@ class ReplayRun:
         self.read_pos = upto + 1
 
     def _admit_chunk(self, start: int, end: int) -> tuple[int, int]:
-        """Read seqs ``start..end`` and hand each wanted event to its user's lane; return
-        (events handed over, last seq read). The hot loop of a replay: names are bound
-        locally and the job filter is skipped when it selects everything."""
+        """Read seqs ``start..end`` and hand each wanted event to its user's lane, each
+        lane's share in one go; return (events handed over, last seq read). Events are
+        decoded straight into their models as the router does (``router._decode``), the
+        general path only for unknown keys or invalid events."""
         state = self.state
         assert state is not None
         skip = self._skip
-        decode = _decode_record
-        job_wants = None if self.job_filter.everything else self.job_filter.wants
-        wants = self.filter.wants
+        job_wants = None if self.job_filter.everything else self.job_filter.wants_event
+        wants = self.filter.wants_event
         lanes = self.lanes
         count = len(lanes)
-        admitted = last = 0
+        shares: dict[int, list[Item]] = {}
+        last = 0
         for seq, raw in self.log.scan_raw(start, end):
             last = seq
             if skip and seq in skip:  # parked before a restart; the retry table has it
                 skip.discard(seq)
                 state.finish(seq)
                 continue
-            record = decode(raw)
-            event, source = record.event, record.source
-            if (job_wants is not None and not job_wants(source, event)) or not wants(source, event):
+            header = decode_header(raw)
+            model = typed_event(header.event)
+            if model is None:
+                item = self._admit_general(seq, raw)
+                if item is None:
+                    continue
+            elif (job_wants is not None and not job_wants(header.source, model)) or not wants(
+                header.source, model
+            ):
                 state.count("filtered")
                 state.finish(seq)
                 continue
-            try:
-                model = event_from_dict(event)
-            except EventError as exc:
-                self._dead_letter_invalid(seq, record, exc)
-                continue
-            user = model.user_key
-            lane = lanes[lane_index(user, count)] if count > 1 else lanes[0]
-            lane.put(
-                Item(seq, user, source, record.received_at, event, model, estimate_size(len(raw)))
-            )
-            admitted += 1
+            else:
+                item = Item(
+                    seq,
+                    model.user_key,
+                    header.source,
+                    header.received_at,
+                    header.event,
+                    model,
+                    estimate_size(len(raw)),
+                )
+            index = lane_index(item.user, count) if count > 1 else 0
+            share = shares.get(index)
+            if share is None:
+                shares[index] = [item]
+            else:
+                share.append(item)
+        admitted = 0
+        for index, items in shares.items():
+            lanes[index].put_many(items)
+            admitted += len(items)
         return admitted, last
 
-    def _dead_letter_invalid(self, seq: int, record: LogRecord, exc: EventError) -> None:
+    def _admit_general(self, seq: int, raw: bytes) -> Item | None:
+        """An event the fast decode left alone: filtered on its dict, then validated by
+        ``event_from_dict`` (an invalid one becomes the destination's dead letter)."""
         state = self.state
         assert state is not None
-        now = now_us()
-        state.dead_letter(
-            seq,
-            record.source,
-            record.received_at,
-            record.event,
-            reason=f"stored event does not match the event model: {exc}",
-            attempts=0,
-            first=now,
-            last=now,
+        record = _decode_record(raw)
+        event, source = record.event, record.source
+        if not self.job_filter.wants(source, event) or not self.filter.wants(source, event):
+            state.count("filtered")
+            state.finish(seq)
+            return None
+        try:
+            model = event_from_dict(event)
+        except EventError as exc:
+            now = now_us()
+            state.dead_letter(
+                seq,
+                source,
+                record.received_at,
+                event,
+                reason=f"stored event does not match the event model: {exc}",
+                attempts=0,
+                first=now,
+                last=now,
+            )
+            state.finish(seq)
+            return None
+        return Item(
+            seq, model.user_key, source, record.received_at, event, model, estimate_size(len(raw))
         )
-        state.finish(seq)
 
     async def _send(self, events: list[Event]) -> list[Outcome]:
         return await self.connector.send(events)
