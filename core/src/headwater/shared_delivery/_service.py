@@ -11,6 +11,10 @@ the cluster) and a lease (who delivers it now). Every ``renew_every`` seconds a 
    current batch, so a daemon that joins gets work within a few seconds;
 4. acquires free partitions up to its share and starts a worker on each.
 
+A paused destination (its flag in the state bucket, `headwater destinations pause`) has
+every worker end after its current batch and no partition acquired, on every daemon
+within ``renew_every``; its consumers keep their ack floors, so it resumes where it was.
+
 A daemon killed with kill -9 simply stops renewing; its leases expire after ``lease_ttl``
 and the others take its partitions over, restarting each at the consumer's ack floor.
 See docs/scale.md for the guarantees and their limits.
@@ -36,7 +40,7 @@ from ..router._context import InstanceContext
 from ..router._delivery import DeliverySettings, StartError
 from ..router._filter import EventFilter
 from ..router._ratelimit import RateLimiter
-from ..router._records import DESTINATIONS
+from ..router._records import DESTINATIONS, is_paused
 from ..router._settings import SettingsError, delivery_settings, event_filter
 from ._consumer import consumer_lag, consumer_name
 from ._leases import LeaseTable, fair_share
@@ -276,6 +280,9 @@ class SharedDelivery:
             share = fair_share(self.log.partitions, count)
             runtime.share_rate(count)
             await self._renew(runtime)
+            if is_paused(self.log, runtime.id):  # `headwater destinations pause`
+                await self._shed(runtime, 0)  # its workers end after their batch
+                continue
             await self._shed(runtime, share)
             await self._acquire(runtime, share)
 

@@ -35,12 +35,20 @@ class ReplayLeases:
 
     async def acquire(self, job_id: str, owner: str) -> int | None:
         """The lease's revision when this daemon now runs the job; None when another does."""
+        return await self.acquire_key(replay_lease_key(job_id), owner)
+
+    async def acquire_key(self, key: str, owner: str) -> int | None:
+        """Create-if-absent on any key of the bucket (the redrive lease uses it too)."""
         from nats.js.errors import KeyWrongLastSequenceError
 
         try:
-            return await self.table.kv.create(replay_lease_key(job_id), owner.encode())
+            return await self.table.kv.create(key, owner.encode())
         except KeyWrongLastSequenceError:
             return None
+
+    async def release_key(self, key: str, revision: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.table.kv.delete(key, last=revision)
 
     async def renew(self, job_id: str, owner: str, revision: int) -> int | None:
         """The new revision, or None when the lease was lost (expired and taken)."""
@@ -54,8 +62,7 @@ class ReplayLeases:
             return None
 
     async def release(self, job_id: str, revision: int) -> None:
-        with contextlib.suppress(Exception):
-            await self.table.kv.delete(replay_lease_key(job_id), last=revision)
+        await self.release_key(replay_lease_key(job_id), revision)
 
     async def holder(self, job_id: str) -> str | None:
         """The daemon running the job now, if any."""

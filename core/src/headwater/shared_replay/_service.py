@@ -11,8 +11,11 @@ seconds a daemon:
 1. renews the leases of the jobs it runs; a job whose lease was lost (this daemon stalled
    past the expiry and another took it) is stopped at once;
 2. applies pause/cancel/resume requests other daemons left for the jobs it runs;
-3. gives back the leases of jobs it no longer runs (finished, paused, cancelled);
-4. adopts every ``running`` job no daemon holds: the job created by a daemon that was then
+3. stops the jobs of a paused destination (`headwater destinations pause`, a flag in the
+   state bucket) and starts them again when it is resumed;
+4. turns `headwater dlq redrive` requests into replay jobs (``_redrive.py``);
+5. gives back the leases of jobs it no longer runs (finished, paused, cancelled);
+6. adopts every ``running`` job no daemon holds: the job created by a daemon that was then
    killed, or the job whose runner was killed. The new runner reloads the record and
    resumes from the job's committed cursor; what the dead runner had sent but not yet
    committed (at most about a second of the job plus its batches in flight) is sent
@@ -38,11 +41,13 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..log import JetStreamLog
+from ..log._kv_keys import escape
 from ..replay import REPLAYS, JobStatus, ReplayJob, ReplayService, load_job
 from ..replay._jobs import check_action, list_jobs
 from ..shared_delivery._leases import LeaseTable
 from ..shared_delivery._service import LEASE_TTL
 from ._leases import ReplayLeases
+from ._redrive import redrive_as_job, redrive_requested
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -167,6 +172,8 @@ class SharedReplayService(ReplayService):
         """One round of renew, control requests, give back, adopt (module docstring)."""
         await self._renew()
         await self._apply_requests()
+        await self._follow_pauses()
+        await self._redrive()
         for job_id in list(self._held):
             if job_id not in self.runs and job_id not in self.waiting:
                 await self._release(job_id)
@@ -175,6 +182,54 @@ class SharedReplayService(ReplayService):
                 async with self._lock:
                     if job.id not in self.runs:
                         await self._launch(job)
+
+    async def _follow_pauses(self) -> None:
+        """Stop the jobs of a destination that was paused (or disabled, or removed) and
+        start them again once it is back; the lease stays with this daemon meanwhile."""
+        for job_id, run in list(self.runs.items()):
+            reason = self._unavailable(run.job.destination)
+            if reason is None:
+                continue
+            async with self._lock:
+                if self.runs.get(job_id) is not run:
+                    continue
+                del self.runs[job_id]
+                await run.stop()
+                self.waiting[job_id] = reason
+            _log.info("replay %s waits: %s", job_id, reason, extra={"replay": job_id})
+        for job_id in list(self.waiting):
+            if job_id not in self._held or job_id in self.runs:
+                continue
+            job = load_job(self.log, job_id)
+            if job.state != "running":
+                self.waiting.pop(job_id, None)
+                continue
+            if self._unavailable(job.destination) is None:
+                async with self._lock:
+                    if job_id not in self.runs:
+                        await super()._launch(job)
+
+    async def _redrive(self) -> None:
+        """Turn `headwater dlq redrive` requests into replay jobs (see _redrive.py)."""
+        for destination in self.config.destinations:
+            if not redrive_requested(self.js_log, destination):
+                continue
+            key = f"=00redrive.{escape(destination.encode())}"
+            revision = await self.js_log.on_nats_loop(self.leases.acquire_key(key, self.daemon_id))
+            if revision is None:  # another daemon is converting it
+                continue
+            try:
+                job = await redrive_as_job(self.js_log, destination)
+            finally:
+                await self.js_log.on_nats_loop(self.leases.release_key(key, revision))
+            if job is not None:
+                _log.info(
+                    "destination %s: redriving %d dead letters as replay %s",
+                    destination,
+                    job.pending,
+                    job.id,
+                    extra={"replay": job.id, "destination": destination},
+                )
 
     async def _renew(self) -> None:
         for job_id, revision in list(self._held.items()):
