@@ -9,18 +9,21 @@ then decides exactly as it always did:
 
 - an event with a key the model does not know: ``event_from_dict`` keeps such keys in
   ``extra`` (a top-level ``extra`` key included), which needs the dict. A second, cheap
-  decode of the keys alone (values left as raw msgpack) finds them;
+  decode finds them: into a Struct of the type's field names that forbids unknown
+  fields, each value left as raw msgpack (cheaper than a dict of the keys: no key
+  strings, and absent fields share one default);
 - an event that fails validation, so the reason recorded is ``event_from_dict``'s.
 
 The event itself stays as msgpack (``msgspec.Raw``, a view of the record's bytes) until a
 dead letter or a parked retry needs it as a dict, which is rare.
 
-Measured on the delivery benchmark's events (2-core VM): ~2.2 us per event instead of
+Measured on the delivery benchmark's events (2-core VM): ~1.9 us per event instead of
 ~3 us, and one copy of the nested objects alive per event instead of two.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -34,11 +37,23 @@ StoredEvent = dict[str, Any] | msgspec.Raw
 
 _header = msgspec.msgpack.Decoder(RecordHeader).decode
 _typed = msgspec.msgpack.Decoder(Event, strict=False).decode
-_keys = msgspec.msgpack.Decoder(dict[str, msgspec.Raw]).decode
 _any = msgspec.msgpack.Decoder().decode
-_KNOWN: dict[type[BaseEvent], frozenset[str]] = {
-    cls: frozenset(cls.__struct_fields__) - {"extra"} | {"type"} for cls in EVENT_CLASSES.values()
-}
+_ABSENT = msgspec.Raw()
+
+
+def _key_check(cls: type[BaseEvent]) -> Callable[[msgspec.Raw], object]:
+    """A decode that fails on any key ``cls`` does not know (and builds nothing else)."""
+    names = sorted(set(cls.__struct_fields__) - {"extra"} | {"type"})
+    keys = msgspec.defstruct(
+        f"{cls.__name__}Keys",
+        [(name, msgspec.Raw, _ABSENT) for name in names],
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return msgspec.msgpack.Decoder(keys).decode
+
+
+_KEY_CHECKS = {cls: _key_check(cls) for cls in EVENT_CLASSES.values()}
 
 
 def decode_header(raw: bytes) -> RecordHeader:
@@ -51,11 +66,10 @@ def typed_event(event: msgspec.Raw) -> Event | None:
     (unknown keys, or not valid against the model)."""
     try:
         model: Event = _typed(event)
+        _KEY_CHECKS[type(model)](event)
     except msgspec.ValidationError:
         return None
-    if _keys(event).keys() <= _KNOWN[type(model)]:
-        return model
-    return None
+    return model
 
 
 def event_dict(event: StoredEvent) -> dict[str, Any]:

@@ -73,7 +73,11 @@ class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
     limits: BatchLimits = BatchLimits()
     concurrency: int = 4
     max_in_flight: int = 0
-    """Events read past the cursor and not yet finished; 0 picks 4 x lanes x batch."""
+    """Events read past the cursor and not yet finished; 0 picks 2 x lanes x batch (a batch
+    in flight and one forming per lane), at least 2,048. More read-ahead adds no throughput
+    but costs memory and, measured, time: with 16,000 events in flight the router spent
+    ~14 us per event against ~10 us with 8,000 (the decoded events no longer fit the CPU
+    caches)."""
     policy: RetryPolicy = RetryPolicy()
     rate_limit: float | None = None
     start: str = "now"
@@ -83,7 +87,7 @@ class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def window(self) -> int:
-        return self.max_in_flight or max(2048, 4 * self.concurrency * self.limits.max_count)
+        return self.max_in_flight or max(2048, 2 * self.concurrency * self.limits.max_count)
 
 
 class StartError(ValueError):
