@@ -4,8 +4,9 @@ What runs (one log of ``EVENTS`` Segment-like track events from ``USERS`` users,
 before the daemon starts; every commit fsynced):
 
 - **raw log scan**: read the whole log in this process and decode every record
-  (``LmdbLog.scan``): the floor cost of reading history. Also with each event turned into
-  the event model a destination is given (``event_from_dict``), the least any replay does.
+  (``LmdbLog.scan``): the floor cost of reading history. Also with each stored event
+  decoded straight into the event model a destination is given (the router's decode),
+  the least any replay does.
 - **replay -> webhook sink**: `headwater serve` (a subprocess) replays the whole log to a
   webhook destination whose receiver runs in a process of its own
   (``python -m headwater.testing_webhook``) and answers 200 at once. Throughput is the
@@ -131,15 +132,15 @@ def fill_log(data_dir: Path) -> None:
 
 def raw_scan(data_dir: Path) -> tuple[float, float]:
     from headwater.log import LmdbLog
-    from headwater_spec import event_from_dict
+    from headwater.router._decode import decode_header, typed_event
 
     with LmdbLog(data_dir, readonly=True) as log:
         started = time.perf_counter()
         count = sum(1 for _ in log.scan())
         scan = count / (time.perf_counter() - started)
         started = time.perf_counter()
-        for record in log.scan():
-            event_from_dict(record.event)
+        for _seq, raw in log.scan_raw():
+            typed_event(decode_header(raw).event)
         model = count / (time.perf_counter() - started)
     return scan, model
 
