@@ -146,6 +146,14 @@ def test_replays_by_time_range_source_and_event_name_get_exactly_those_events(
             assert len(got) == len(set(got)), f"{name}: duplicates"
             assert sorted(got) == want, f"{name}: not exactly the filtered events"
             assert want, f"{name}: the filter selects something"
+        stored = {str(r.event["messageId"]): r.event for r in daemon.records()}
+        fields = ("type", "messageId", "timestamp", "originalTimestamp", "receivedAt", "sentAt")
+        for name in DESTINATIONS:  # replayed events are the stored ones, times included
+            for got_event in sinks[name].delivered():
+                original = stored[got_event["messageId"]]
+                assert {k: got_event.get(k) for k in fields} == {k: original.get(k) for k in fields}
+                assert got_event.get("event") == original.get("event")
+                assert got_event.get("name") == original.get("name")
         by_time = json.loads(
             cli(daemon, "replay", "status", jobs["by_time"], "--format", "json").stdout
         )
