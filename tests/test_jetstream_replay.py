@@ -28,8 +28,9 @@ class Sink:
     """A webhook receiver that records every event it accepted, in order; ``delay``
     seconds per request make a replay take long enough to be interrupted."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, *, refuse_poison: bool = False) -> None:
         self.accepted: list[dict[str, Any]] = []
+        self.refuse_poison = refuse_poison
         self.lock = threading.Lock()
         sink = self
 
@@ -38,9 +39,14 @@ class Sink:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if delay:
                     time.sleep(delay)
-                with sink.lock:
-                    sink.accepted.extend(json.loads(body)["batch"])
-                self.send_response(200)
+                batch = json.loads(body)["batch"]
+                refused = sink.refuse_poison and any(
+                    e.get("properties", {}).get("poison") for e in batch
+                )
+                if not refused:
+                    with sink.lock:
+                        sink.accepted.extend(batch)
+                self.send_response(400 if refused else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -230,6 +236,70 @@ def test_a_replay_survives_the_kill_of_its_daemon(nats: NatsServer, tmp_path: Pa
         assert len(received) - len(expected) <= 40, len(received)
         final = admin(other, "GET", f"/admin/replays/{job_id}")
         assert final["progress"]["done"] == final["progress"]["total"] == 80
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        sink.server.shutdown()
+
+
+def test_pause_resume_and_dlq_redrive_on_jetstream(nats: NatsServer, tmp_path: Path) -> None:
+    stream = f"hwreplay-{uuid.uuid4().hex[:8]}"
+    sink = Sink(refuse_poison=True)
+    config = (
+        TEST_CONFIG
+        + log_table(nats, stream)
+        + f"""
+[destinations.hook]
+connector = "webhook"
+url = "{sink.url}"
+start = "beginning"
+batch_size = 1
+timeout = 5
+"""
+    )
+    daemons = [DaemonProcess(config, tmp_path / f"d{i}").start() for i in range(2)]
+    try:
+        batch = events(1, 10)
+        for event in batch:
+            if event["messageId"] in ("m-3", "m-7"):
+                event["properties"]["poison"] = True
+        send(daemons[0], batch)
+        wait_until(lambda: len(sink.ids()) == 8, timeout=30, describe=sink.ids)
+        listed = daemons[1].cli("dlq", "list", "hook", "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        wait_until(lambda: "m-7" in daemons[1].cli("dlq", "list", "hook").stdout, timeout=10)
+
+        paused = daemons[0].cli("destinations", "pause", "hook")
+        assert paused.returncode == 0, paused.stderr
+
+        def holds_nothing(daemon: DaemonProcess) -> bool:
+            status = admin(daemon, "GET", "/admin/shared-delivery")
+            return bool(status["destinations"]["hook"]["partitions"] == [])
+
+        wait_until(lambda: all(holds_nothing(d) for d in daemons), timeout=15)
+        send(daemons[1], events(11, 15))
+        redrive = daemons[1].cli("dlq", "redrive", "hook")  # converted while paused
+        assert redrive.returncode == 0, redrive.stderr
+        assert "re-queued as a replay job" in redrive.stdout, redrive.stdout
+        sink.refuse_poison = False  # "the cause was fixed"
+        jobs = admin(daemons[0], "GET", "/admin/replays")["replays"]
+        assert len(jobs) == 1 and jobs[0]["pending_retries"] == 2, jobs
+        time.sleep(1.0)
+        assert len(sink.ids()) == 8, "delivered while paused"
+
+        resumed = daemons[1].cli("destinations", "resume", "hook")
+        assert resumed.returncode == 0, resumed.stderr
+        expected = {f"m-{n}" for n in range(1, 16)}
+        wait_until(lambda: set(sink.ids()) == expected, timeout=30, describe=sink.ids)
+        job_id = jobs[0]["id"]
+        for daemon in daemons:
+            wait_until(
+                lambda d=daemon: admin(d, "GET", f"/admin/replays/{job_id}")["state"] == "done",
+                timeout=15,
+            )
+        final = admin(daemons[1], "GET", f"/admin/replays/{job_id}")
+        assert final["delivered"] == 2 and final["dead_lettered"] == 0, final
+        assert "m-7" not in daemons[0].cli("dlq", "list", "hook").stdout
     finally:
         for daemon in daemons:
             daemon.stop()

@@ -113,6 +113,9 @@ def redrive_command(
             return
         request_redrive(log, destination)
         pid = _daemon_pid(config.data_dir)
+        if config.log.backend == "jetstream":  # any daemon on the stream takes it up
+            _wait_shared(log, destination, count, REDRIVE_WAIT if wait else 0.0)
+            return
         if pid is None:
             click.echo(
                 f"{destination}: {count} dead letters will be re-queued when "
@@ -129,6 +132,23 @@ def redrive_command(
                 f"{destination}: redrive of {count} dead letters requested; the daemon "
                 f"(pid {pid}) picks it up while the destination runs"
             )
+
+
+def _wait_shared(log: Any, destination: str, count: int, wait: float) -> None:
+    """JetStream: one of the daemons on the stream turns the request into a replay job."""
+    deadline = time.monotonic() + wait
+    while pending_redrive(log, destination) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pending_redrive(log, destination) is None:
+        click.echo(
+            f"{destination}: {count} dead letters re-queued as a replay job "
+            "(`headwater replay list`)"
+        )
+    else:
+        click.echo(
+            f"{destination}: redrive of {count} dead letters requested; the first daemon "
+            "on the stream to see it re-queues them as a replay job"
+        )
 
 
 @dlq_group.command("purge")
