@@ -36,8 +36,6 @@ def add_admin_routes(routes: RouteAdder, reloader: Reloader) -> None:
                 changed = await reloader.set_paused(destination, paused)
             except KeyError as exc:
                 return HttpResponse.error(404, "unknown_destination", str(exc.args[-1]))
-            except ValueError as exc:
-                return HttpResponse.error(409, "not_supported", str(exc))
             return HttpResponse.json(
                 {"destination": destination, "paused": paused, "changed": changed}
             )

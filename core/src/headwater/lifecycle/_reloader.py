@@ -115,7 +115,7 @@ class Reloader:
             self._sighup = True
         except (NotImplementedError, RuntimeError, ValueError):
             _log.info("SIGHUP reload not available here (not the main thread)")
-        if self.router is not None:  # pausing is the router's (LMDB backend)
+        if self.router is not None:  # on JetStream, shared delivery reads the flags itself
             self._watcher = asyncio.create_task(self._watch_flags(), name="hw-pause-flags")
 
     async def stop(self) -> None:
@@ -340,11 +340,6 @@ class Reloader:
     async def set_paused(self, destination: str, paused: bool) -> bool:
         """Pause or resume now (the admin API); return whether the state changed."""
         self._instance_or_error(destination)
-        if self.router is None:
-            raise ValueError(
-                "pausing a destination needs the LMDB log backend; on JetStream set "
-                "`enabled = false` and reload every daemon"
-            )
         async with self._lock:
             changed = set_paused(self.daemon.log, destination, paused)
             await self._reconcile(destination, paused)
