@@ -58,7 +58,7 @@ def _from_daemon(config: Config, method: str, path: str, body: Any = None) -> An
     with admin_client(config, daemon) as client:
         status, data = client.call(method, path, body)
     if status == 404 and isinstance(data, dict) and data.get("code") == "not_found":
-        fail("the running daemon has no replay API (replay needs the LMDB log backend)")
+        fail("the running daemon has no replay API (is it an older headwater version?)")
     if status >= 400:
         fail(error_text(data))
     return data
