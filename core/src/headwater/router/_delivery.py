@@ -119,7 +119,8 @@ class DestinationLoop:
         self.on_latency: Callable[[float], None] | None = None
         """Told of every send's duration in seconds (the daemon's histogram)."""
         self.lanes: list[Lane] = []
-        self._lane_of: dict[str, Lane] = {}
+        self._lane_of: dict[str, int] = {}
+        """Lane index per user, remembered (crc32 of every event's user costs)."""
         self.state: DeliveryState | None = None
         self.read_pos = 0
         self._skip: set[int] = set()
@@ -276,61 +277,61 @@ class DestinationLoop:
 
     def _admit_chunk(self, start: int, end: int) -> int:
         """Read seqs ``start..end`` and hand each wanted event to its user's lane, each
-        lane's share in one go; return the last seq read (0 when none)."""
-        shares: dict[int, list[Item]] = {}
+        lane's share in one go; return the last seq read (0 when none).
+
+        The hot loop of delivery, one pass per event: names are bound locally and the
+        usual event (decoded straight into its model, wanted) takes no call that the
+        others need."""
+        state = self.state
+        assert state is not None
+        skip = self._skip
+        wants = self.filter.wants_event
         lanes = self.lanes
+        count = len(lanes)
         lane_of = self._lane_of
-        admit = self._admit
+        shares: list[list[Item]] = [[] for _ in lanes]
         last = 0
         for seq, raw in self.log.scan_raw(start, end):
             last = seq
-            item = admit(seq, raw)
-            if item is None:
+            if skip and seq in skip:  # parked before a restart; the retry table has it
+                skip.discard(seq)
+                state.finish(seq)
                 continue
-            lane = lane_of.get(item.user)
-            if lane is None:
+            header = decode_header(raw)
+            model = typed_event(header.event)
+            if model is None:
+                general = self._admit_general(seq, raw)
+                if general is None:
+                    continue
+                item = general
+            elif wants(header.source, model):
+                item = Item(
+                    seq,
+                    model.user_key,
+                    header.source,
+                    header.received_at,
+                    header.event,
+                    model,
+                    estimate_json_size(len(raw)),
+                )
+            else:
+                state.count("filtered")
+                state.finish(seq)
+                continue
+            index = lane_of.get(item.user)
+            if index is None:
                 if len(lane_of) > LANE_CACHE:
                     lane_of.clear()
-                lane = lane_of[item.user] = lanes[lane_index(item.user, len(lanes))]
-            share = shares.get(lane.index)
-            if share is None:
-                shares[lane.index] = [item]
-            else:
-                share.append(item)
-        for index, items in shares.items():
-            lanes[index].put_many(items)
+                index = lane_of[item.user] = lane_index(item.user, count)
+            shares[index].append(item)
+        for lane, share in zip(lanes, shares, strict=True):
+            if share:
+                lane.put_many(share)
         return last
 
-    def _admit(self, seq: int, raw: bytes) -> Item | None:
-        """The event at ``seq`` as an Item for a lane, or None when it is finished here
-        (filtered out, dead-lettered as invalid, or already parked)."""
-        state = self.state
-        assert state is not None
-        if self._skip and seq in self._skip:  # parked before a restart; the retry table has it
-            self._skip.discard(seq)
-            state.finish(seq)
-            return None
-        header = decode_header(raw)
-        model = typed_event(header.event)
-        if model is None:
-            return self._admit_general(seq, raw)
-        if not self.filter.wants_event(header.source, model):
-            state.count("filtered")
-            state.finish(seq)
-            return None
-        return Item(
-            seq,
-            model.user_key,
-            header.source,
-            header.received_at,
-            header.event,
-            model,
-            estimate_json_size(len(raw)),
-        )
-
     def _admit_general(self, seq: int, raw: bytes) -> Item | None:
-        """``_admit`` for an event the fast decode left alone (unknown keys, or invalid):
-        filtered on its dict, then validated by ``event_from_dict``."""
+        """An event the fast decode left alone (unknown keys, or invalid): filtered on its
+        dict, then validated by ``event_from_dict``; None when it is finished here."""
         state = self.state
         assert state is not None
         record = _decode_record(raw)
