@@ -286,7 +286,8 @@ timeout = 5
 
         def holds_nothing(daemon: DaemonProcess) -> bool:
             status = admin(daemon, "GET", "/admin/shared-delivery")
-            return bool(status["destinations"]["hook"]["partitions"] == [])
+            hook = status["destinations"]["hook"]
+            return bool(hook["paused"] and hook["partitions"] == [])
 
         wait_until(lambda: all(holds_nothing(d) for d in daemons), timeout=15)
         send(daemons[1], events(11, 15))

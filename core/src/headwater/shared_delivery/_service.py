@@ -89,6 +89,8 @@ class DestinationRuntime:
         self.acked_seq: dict[int, int] = {}
         """Partition -> the last sequence this daemon acknowledged there (for status)."""
         self.totals: dict[str, int] = {}
+        self.paused = False
+        """The destination's pause flag as last read (`headwater destinations pause`)."""
         self._counters = counters
         self.limiter = RateLimiter(settings.rate_limit)
         """This daemon's share of `rate_limit`, and the hold a 429 Retry-After puts on
@@ -280,11 +282,20 @@ class SharedDelivery:
             share = fair_share(self.log.partitions, count)
             runtime.share_rate(count)
             await self._renew(runtime)
-            if is_paused(self.log, runtime.id):  # `headwater destinations pause`
+            if self._paused(runtime):  # `headwater destinations pause`
                 await self._shed(runtime, 0)  # its workers end after their batch
                 continue
             await self._shed(runtime, share)
             await self._acquire(runtime, share)
+
+    def _paused(self, runtime: DestinationRuntime) -> bool:
+        """The destination's pause flag; the last one seen while NATS does not answer (a
+        failover must not stop the round before the other destinations' renewals)."""
+        try:
+            runtime.paused = is_paused(self.log, runtime.id)
+        except Exception as exc:
+            _log.warning("destination %s: pause flag not read: %r", runtime.id, exc)
+        return runtime.paused
 
     async def _renew(self, runtime: DestinationRuntime) -> None:
         leases = self._leases
@@ -361,6 +372,7 @@ class SharedDelivery:
 
             destinations[runtime.id] = {
                 "partitions": sorted(runtime.leases),
+                "paused": runtime.paused,
                 "lag": await log.nats_call(lag),
                 "last_acknowledged": {str(p): s for p, s in sorted(runtime.acked_seq.items())},
                 **runtime.totals,
