@@ -38,11 +38,12 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from ..log import JetStreamLog
 from ..log._kv_keys import escape
-from ..replay import REPLAYS, JobStatus, ReplayJob, ReplayService, load_job
+from ..replay import REPLAYS, JobStatus, ReplayJob, ReplayRequest, ReplayService, load_job
 from ..replay._jobs import check_action, list_jobs
 from ..shared_delivery._leases import LeaseTable
 from ..shared_delivery._service import LEASE_TTL
@@ -59,6 +60,8 @@ _log = logging.getLogger("headwater.replay")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 CONTROL_PREFIX = b"ctl\x00"
 """Key prefix of control requests in the ``replays`` table (job records use ``job\\0``)."""
+NUMBERING_KEY = "=00replay-ids"
+"""Lease key held while a job id is chosen (not of the ``=00replay.<id>`` form)."""
 _EXPECTED = {"pause": "paused", "resume": "running", "cancel": "cancelled"}
 
 
@@ -219,7 +222,8 @@ class SharedReplayService(ReplayService):
             if revision is None:  # another daemon is converting it
                 continue
             try:
-                job = await redrive_as_job(self.js_log, destination)
+                async with self._numbering():
+                    job = await redrive_as_job(self.js_log, destination)
             finally:
                 await self.js_log.on_nats_loop(self.leases.release_key(key, revision))
             if job is not None:
@@ -272,6 +276,32 @@ class SharedReplayService(ReplayService):
                 await super().control(job_id, action)
             except (KeyError, ValueError) as exc:
                 _log.warning("replay %s: %s request not applied: %s", job_id, action, exc)
+
+    # -- creating, with ids unique across daemons --------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _numbering(self) -> AsyncIterator[None]:
+        """Hold the job-numbering lease while a new job id is chosen and its record
+        written, so two daemons creating jobs at once do not both pick highest + 1. The
+        lease expires with the bucket's ttl if its holder dies; after ``lease_ttl`` of
+        waiting this daemon goes ahead anyway (a stuck lease must not block replays)."""
+        deadline = time.monotonic() + self.lease_ttl
+        revision = None
+        while revision is None and time.monotonic() < deadline:
+            revision = await self.js_log.on_nats_loop(
+                self.leases.acquire_key(NUMBERING_KEY, self.daemon_id)
+            )
+            if revision is None:
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            if revision is not None:
+                await self.js_log.on_nats_loop(self.leases.release_key(NUMBERING_KEY, revision))
+
+    async def create(self, request: ReplayRequest) -> JobStatus:
+        async with self._numbering():
+            return await super().create(request)
 
     # -- control from any daemon -------------------------------------------------------
 
