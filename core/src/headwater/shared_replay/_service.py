@@ -177,9 +177,10 @@ class SharedReplayService(ReplayService):
         await self._apply_requests()
         await self._follow_pauses()
         await self._redrive()
-        for job_id in list(self._held):
-            if job_id not in self.runs and job_id not in self.waiting:
-                await self._release(job_id)
+        async with self._lock:  # not while a job of ours is starting (create, resume)
+            for job_id in list(self._held):
+                if job_id not in self.runs and job_id not in self.waiting:
+                    await self._release(job_id)
         for job in list_jobs(self.log):
             if job.state == "running" and job.id not in self._held:
                 async with self._lock:
