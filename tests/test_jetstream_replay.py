@@ -300,8 +300,8 @@ timeout = 5
         time.sleep(1.0)
         assert len(sink.ids()) == 8, "delivered while paused"
 
-        resumed = daemons[1].cli("destinations", "resume", "hook")
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = admin(daemons[1], "POST", "/admin/destinations/hook/resume")  # the API too
+        assert resumed["paused"] is False, resumed
         expected = {f"m-{n}" for n in range(1, 16)}
         wait_until(lambda: set(sink.ids()) == expected, timeout=30, describe=sink.ids)
         job_id = jobs[0]["id"]
