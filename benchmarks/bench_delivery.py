@@ -45,16 +45,29 @@ from typing import Any
 import httpx
 import msgspec
 
+from headwater.daemon import tune_gc_for_serving
 from headwater.log import LmdbLog, LogRecord
-from headwater.router import BatchLimits, DeliverySettings, DestinationLoop, InstanceContext
+from headwater.router import (
+    BatchLimits,
+    DeliverySettings,
+    DestinationLoop,
+    InstanceContext,
+    cursor_name,
+)
+from headwater.testing import DaemonProcess
 from headwater.testing_webhook import free_port
 from headwater_file import FileDestination
 from headwater_webhook import WebhookDestination
 
-EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_ingest_http as ingest  # its load client and daemon run
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "200000"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+INGEST_SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", "6"))
 USERS = 200
 BATCH = 100
+ingest.SECONDS = INGEST_SECONDS
 
 
 def event(n: int) -> dict[str, Any]:
@@ -195,9 +208,59 @@ async def latency(log: LmdbLog, workdir: Path, rate: float) -> tuple[float, floa
     return p50 * 1000, p99 * 1000, len(delays)
 
 
+def ingest_rate(workdir: Path) -> float:
+    """What `bench_ingest_http.py` measures: `headwater serve` over HTTP, its load client in
+    another process (32 keep-alive connections, 100-event batches), nothing delivered."""
+    figures = ingest.measure_headwater(workdir / "ingest")
+    rate: float = figures["events_per_s"]
+    return rate
+
+
+def ingest_and_deliver(workdir: Path) -> dict[str, float]:
+    """One daemon ingesting that same load while delivering it to a webhook sink: how much
+    of what came in went out over the same time, and the lag when the load stops."""
+    sink = Sink(workdir, "daemon")
+    config = f"""
+[sources.bench]
+connector = "tracking-api"
+write_keys = ["{ingest.WRITE_KEY}"]
+
+[destinations.hook]
+connector = "webhook"
+url = "{sink.url}"
+start = "beginning"
+"""
+    try:
+        with DaemonProcess(config, workdir / "both") as daemon:
+            started = time.perf_counter()
+            ingest.run_client(daemon.url)
+            elapsed = time.perf_counter() - started
+            ingested, delivered = progress(daemon)
+            deadline = time.monotonic() + 30
+            while progress(daemon)[1] < ingested and time.monotonic() < deadline:
+                time.sleep(0.05)
+            drained = time.perf_counter() - started - elapsed
+    finally:
+        sink.stop()
+    return {
+        "ingested": ingested / elapsed,
+        "delivered": delivered / elapsed,
+        "lag": ingested - delivered,
+        "drain_s": drained,
+    }
+
+
+def progress(daemon: DaemonProcess) -> tuple[int, int]:
+    """(events stored, events the webhook destination has finished) right now."""
+    with daemon.open_log() as log:
+        cursor = log.get_cursor(cursor_name("hook")) or 1
+        return log.last_seq(), cursor - 1
+
+
 async def main_async(workdir: Path) -> None:
     log = LmdbLog(workdir / "data")
     fill(log, EVENTS)
+    tune_gc_for_serving()  # as `headwater serve` does once started
     raw = raw_limit(log)
 
     sink = Sink(workdir, "naive")
@@ -217,6 +280,8 @@ async def main_async(workdir: Path) -> None:
 
     p50, p99, measured = await latency(log, workdir, webhook_rate / 2)
     log.close()
+    http = ingest_rate(workdir)
+    both = ingest_and_deliver(workdir)
 
     print(f"delivery of {EVENTS} events ({USERS} users), 2-core figures, same run:")
     print(f"  raw limit (scan + msgpack decode + JSON encode)  {raw:>10,.0f} events/s   1.00")
@@ -227,6 +292,17 @@ async def main_async(workdir: Path) -> None:
     print(f"  router -> file (JSON Lines, fsync per batch)     {file_rate:>10,.0f} events/s   "
           f"{file_rate / raw:.2f}")  # fmt: skip
     print(f"  router vs hand-written webhook loop              {webhook_rate / naive:>10.2f}x")
+    print(f"does delivery keep up with ingest? `headwater serve` over HTTP, {INGEST_SECONDS:g} s "
+          f"of {ingest.CONNECTIONS} x 100-event batches:")  # fmt: skip
+    print(f"  ingest (nothing delivered)                       {http:>10,.0f} events/s")
+    print(f"  router -> webhook / ingest                       {webhook_rate / http:>10.2f}")
+    print(f"  router -> file / ingest                          {file_rate / http:>10.2f}")
+    print("  one daemon ingesting and delivering to a webhook at once, over the same time:")
+    print(f"    ingested                                       {both['ingested']:>10,.0f} events/s")
+    print(f"    delivered                                      {both['delivered']:>10,.0f} events/s"
+          f"   {both['delivered'] / both['ingested']:.2f}")  # fmt: skip
+    print(f"    lag when the load stopped {both['lag']:,.0f} events, "
+          f"delivered {both['drain_s']:.1f} s later")  # fmt: skip
     print(f"latency, ingest ack -> webhook sink, at {webhook_rate / 2:,.0f} events/s "
           f"(half the router's max), {measured} events:")  # fmt: skip
     print(f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms")
