@@ -1,9 +1,9 @@
 """Development sessions. Every session runs inside the uv workspace environment.
 
-    uv run nox -s tests       # the test suite (same as `uv run pytest`)
-    uv run nox -s lint        # ruff
-    uv run nox -s typecheck   # mypy --strict on headwater_spec and headwater
-    uv run nox -s bench       # the benchmarks under benchmarks/, each printing ratios
+uv run nox -s tests       # the test suite (same as `uv run pytest`)
+uv run nox -s lint        # ruff
+uv run nox -s typecheck   # mypy --strict on headwater_spec and headwater
+uv run nox -s bench       # the benchmarks under benchmarks/, each printing ratios
 """
 
 from __future__ import annotations

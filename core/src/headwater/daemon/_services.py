@@ -33,9 +33,8 @@ def build_services(daemon: Daemon) -> list[Service]:
     services: list[Service] = [PullSourceRunner(daemon)]
     if daemon.config.log.backend == "jetstream":
         # Several daemons share the stream: partitions leased per daemon (docs/scale.md).
-        from ..shared_delivery import SharedDelivery
-
         from ..replay import add_admin_routes as add_replay_routes
+        from ..shared_delivery import SharedDelivery
         from ..shared_replay import SharedReplayService
 
         services.append(SharedDelivery(daemon))
