@@ -46,8 +46,14 @@ class BaseEvent(msgspec.Struct, kw_only=True, tag_field="type", omit_defaults=Tr
     event_type: ClassVar[EventType]
 
     def __post_init__(self) -> None:
-        self.userId = _as_id(self.userId)
-        self.anonymousId = _as_id(self.anonymousId)
+        # Runs for every event decoded (the router decodes each stored event once per
+        # destination): ids that are already strings, the usual case, cost no call.
+        user_id = self.userId
+        if user_id is not None and type(user_id) is not str:
+            self.userId = _as_id(user_id)
+        anonymous_id = self.anonymousId
+        if anonymous_id is not None and type(anonymous_id) is not str:
+            self.anonymousId = _as_id(anonymous_id)
         self._check_identity()
 
     def _check_identity(self) -> None:
@@ -66,7 +72,7 @@ class Track(BaseEvent, tag="track"):
     event_type: ClassVar[EventType] = "track"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        BaseEvent.__post_init__(self)
         if not self.event:
             raise ValueError("`event` must be a non-empty string")
 
