@@ -267,7 +267,7 @@ class Lane:
             entry.attempts, entry.first_attempt_at = attempts, first
             self._dead_letter_parked(entry, pending, _final_reason(outcome, attempts), now)
         live_outcomes = outcomes[len(sent) :]
-        if live_outcomes.count(DELIVERED) == len(live):  # the usual case, without a loop
+        if live and live_outcomes.count(DELIVERED) == len(live):  # the usual case, no loop
             delivered += len(live)
             self.state.finish_many([item.seq for item in live])
             live, live_outcomes = [], []
