@@ -1,9 +1,11 @@
-"""Delivery decodes stored events straight into their models; these pin that the result is
-exactly what ``event_from_dict`` gives (unknown fields, odd ids, invalid events included)."""
+"""Delivery routes stored events on a few decoded fields and decodes their models straight
+from msgpack; these pin that the result is exactly what ``event_from_dict`` gives (unknown
+fields, odd ids, invalid events included)."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -11,10 +13,20 @@ import pytest
 
 from headwater.log import LmdbLog, LogRecord
 from headwater.router import list_dead_letters
-from headwater.router._decode import decode_header, event_dict, typed_event
-from headwater_spec import EVENT_CLASSES, EVENT_TYPES, EventError, event_from_dict, event_to_dict
+from headwater.router._decode import decode_header, event_dict, model_of, routing, typed_event
+from headwater_spec import (
+    DELIVERED,
+    EVENT_CLASSES,
+    EVENT_TYPES,
+    Event,
+    EventError,
+    Outcome,
+    Retry,
+    event_from_dict,
+    event_to_dict,
+)
 
-from .conftest import Recorder, make_loop, settle, track
+from .conftest import Recorder, make_loop, settle, track, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,6 +74,15 @@ def test_fast_decode_gives_what_event_from_dict_gives() -> None:
             expected = event_from_dict(event)
         except EventError:
             expected = None
+        route = routing(header.event)
+        if expected is not None:  # what the reader routes on is what the model says
+            assert route is not None, event
+            assert route.user_key == expected.user_key, event
+            assert route.type == expected.event_type, event
+            assert route.integrations == expected.integrations, event
+        if route is None:
+            assert expected is None, event
+        assert_same_model(header.event, expected, event)
         model = typed_event(header.event)
         if expected is None:
             assert model is None, event  # left to event_from_dict, which gives the reason
@@ -75,6 +96,17 @@ def test_fast_decode_gives_what_event_from_dict_gives() -> None:
         assert event_dict(header.event) == event
         taken += 1
     assert taken > 200  # the fast path is really taken
+
+
+def assert_same_model(raw: msgspec.Raw, expected: Event | None, event: dict[str, Any]) -> None:
+    if expected is None:
+        with pytest.raises(EventError) as caught:
+            model_of(raw)
+        with pytest.raises(EventError) as reference:
+            event_from_dict(event)
+        assert str(caught.value) == str(reference.value)
+    else:
+        assert model_of(raw) == expected, event
 
 
 def test_the_stored_event_comes_back_as_it_was_stored() -> None:
@@ -110,3 +142,34 @@ async def test_unknown_fields_and_invalid_events_behave_as_before(log: LmdbLog) 
     assert "userId" in letters[0].reason
     assert letters[0].event == {"type": "track", "messageId": "m3", "event": "E"}
     assert loop.state is not None and loop.state.record.filtered == 1
+
+
+async def test_an_invalid_event_of_a_held_back_user_is_dead_lettered_not_parked(
+    log: LmdbLog,
+) -> None:
+    """The lane decodes models right before sending: an event that does not match the
+    model gets the reader's dead letter even when its user waits behind a retry."""
+    down = [True]
+
+    def behaviour(batch: Sequence[Event]) -> list[Outcome]:
+        return [Retry(reason="HTTP 503") if down[0] else DELIVERED for _ in batch]
+
+    dest = Recorder(behaviour)
+    loop = make_loop(log, dest, start="now")
+    await loop.start()
+    try:
+        await log.append("web", [track(1, user="bad")])
+        loop.notify()
+        await wait_until(lambda: loop.pending == 1)  # m1 parked: user "bad" is held back
+        await log.append("web", [track(2, user="bad", timestamp=5), track(3, user="bad")])
+        loop.notify()
+        await wait_until(lambda: loop.pending == 2)  # m3 parked behind m1; m2 is not
+        down[0] = False
+        await wait_until(lambda: dest.delivered_ids() == ["m1", "m3"])
+        await settle(loop)
+    finally:
+        await loop.stop()
+    letters = list_dead_letters(log, "rec")
+    assert [(d.seq, d.attempts) for d in letters] == [(2, 0)]
+    assert letters[0].reason.startswith("stored event does not match the event model: ")
+    assert "timestamp" in letters[0].reason

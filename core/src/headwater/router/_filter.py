@@ -45,13 +45,16 @@ class EventFilter:
         return self.integrations_allow(integrations)
 
     def wants_event(self, source: str, event: Event) -> bool:
-        """``wants`` for an event already decoded into its model (the same answer: the
-        model's type and integrations are the stored ones)."""
-        if self.event_types is not None and event.event_type not in self.event_types:
+        """``wants`` for an event already decoded into its model (the same answer)."""
+        return self.wants_routed(source, event.event_type, event.integrations)
+
+    def wants_routed(self, source: str, kind: str, integrations: Mapping[str, Any]) -> bool:
+        """``wants`` from the routing fields of an event not yet decoded (its type and
+        ``integrations`` as the model has them: the same answer)."""
+        if self.event_types is not None and kind not in self.event_types:
             return False
         if self.sources is not None and source not in self.sources:
             return False
-        integrations = event.integrations
         return not integrations or self.integrations_allow(integrations)
 
     def integrations_allow(self, integrations: Mapping[str, Any]) -> bool:

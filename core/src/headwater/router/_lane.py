@@ -20,6 +20,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 import msgspec
 
@@ -36,7 +37,7 @@ from headwater_spec import (
 
 from ..log import now_us
 from ._batcher import Batcher, BatchLimits
-from ._decode import StoredEvent, event_dict
+from ._decode import StoredEvent, event_dict, model_of
 from ._health import Health
 from ._parked import Parked, ParkedQueues
 from ._ratelimit import RateLimiter
@@ -58,14 +59,15 @@ def lane_index(user: str, lanes: int) -> int:
 class Item(msgspec.Struct, gc=False):
     """A live event read from the log, on its way through a lane. Not tracked by the
     cyclic GC (it never holds a cycle): thousands are alive at once under load. ``event``
-    is the stored event, kept as msgpack when ``model`` was decoded straight from it."""
+    is the stored event, kept as msgpack until something needs it as a dict; ``model`` is
+    decoded by the lane right before the event is sent (None until then)."""
 
     seq: int
     user: str
     source: str
     received_at: int
     event: StoredEvent
-    model: Event
+    model: Event | None
     size: int
 
 
@@ -164,7 +166,8 @@ class Lane:
         room = limits.max_count - len(sent)
         live: list[Item] = []
         if room > 0 and len(self.batcher) and not self.parked.users():
-            live = self.batcher.take(room, limits.max_bytes - sum(s.entry.size for s in sent))
+            taken = self.batcher.take(room, limits.max_bytes - sum(s.entry.size for s in sent))
+            live = self._decoded(taken)
         elif room > 0 and len(self.batcher):
             budget = limits.max_bytes - sum(s.entry.size for s in sent)
             parked = self.parked
@@ -172,13 +175,13 @@ class Lane:
             def sendable(item: Item) -> bool:
                 return not parked.blocked(item.user) or item.user in whole
 
-            for item in self.batcher.take(room, budget, sendable):
+            for item in self._decoded(self.batcher.take(room, budget, sendable)):
                 if sendable(item):
                     live.append(item)
                 else:
                     self._park_behind(item)
         if sent or live:
-            models = [s.model for s in sent] + [i.model for i in live]
+            models = [s.model for s in sent] + cast(list[Event], [i.model for i in live])
             self.in_flight = len(models)
             try:
                 outcomes = await self._send_isolating(models)
@@ -193,6 +196,31 @@ class Lane:
         self.parked.settle({s.entry.user for s in sent} | dropped_users)
         self.state.touch()
         self.on_progress()
+
+    def _decoded(self, items: list[Item]) -> list[Item]:
+        """The items with their models. One that does not match the model is dead-lettered
+        and finished here, exactly as the reader does with one it cannot route."""
+        out: list[Item] = []
+        for item in items:
+            if item.model is None:
+                try:
+                    item.model = model_of(item.event)
+                except EventError as exc:
+                    now = now_us()
+                    self.state.dead_letter(
+                        item.seq,
+                        item.source,
+                        item.received_at,
+                        event_dict(item.event),
+                        reason=f"stored event does not match the event model: {exc}",
+                        attempts=0,
+                        first=now,
+                        last=now,
+                    )
+                    self.state.finish(item.seq)
+                    continue
+            out.append(item)
+        return out
 
     def _load(self, entry: Parked) -> _Sent | None:
         record = self.load_pending(entry.seq)
