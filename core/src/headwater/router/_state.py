@@ -32,6 +32,13 @@ from ._records import (
 from ._watermark import Watermark
 
 SideOp = tuple[bytes, bytes, bytes | None]
+COMMIT_INTERVAL = 0.01
+"""Seconds between two commits of one destination's state. Under load there is always
+something to commit; committing back to back cost the router ~10% of its time per event
+(measured on bench_delivery: a commit is a round trip to the log's writer thread), while
+waiting 10 ms after each only means a crash re-sends up to 10 ms more of delivered events
+(at-least-once either way; Kafka Connect commits source offsets once a minute by default).
+``stop`` still saves everything at once."""
 Counter = Literal["delivered", "retried", "dead_lettered", "filtered", "redriven"]
 CountHook = Callable[[Counter, int], None]
 _log = logging.getLogger("headwater.router")
@@ -103,12 +110,13 @@ class DeliveryState:
         return bool(self._ops) or self._record_dirty or self.watermark.low != self.saved_cursor
 
     async def run(self) -> None:
-        """Commit until cancelled."""
+        """Commit until cancelled, at most once per ``COMMIT_INTERVAL``."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
             if self.pending_writes:
                 await self.commit()
+                await asyncio.sleep(COMMIT_INTERVAL)
 
     async def commit(self) -> None:
         staged, self._ops = self._ops, []
