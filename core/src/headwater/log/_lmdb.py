@@ -612,8 +612,7 @@ class LmdbLog:
         with self._write_lock:
             while True:
                 try:
-                    with self.env.begin(write=True) as txn:
-                        apply(txn)
+                    self._run_write_txn(apply)
                     self.commits += 1
                     return
                 except lmdb.MapFullError:
@@ -646,9 +645,28 @@ class LmdbLog:
             target = min(target, self._max_size)
         self._resize(target)
 
+    def _run_write_txn(self, apply: Callable[[Any], None]) -> None:
+        """One write transaction: committed when ``apply`` returns, aborted when it raises.
+
+        py-lmdb 3 makes a write abort wait until no LMDB call of this process is in
+        flight; with readers scanning back to back that wait could starve forever (seen
+        as a hung append after MAP_FULL). So the abort runs with new readers held off."""
+        txn = self.env.begin(write=True)
+        try:
+            apply(txn)
+        except BaseException:
+            self._exclusive(txn.abort)
+            raise
+        txn.commit()
+
     def _resize(self, size: int) -> None:
         """Set the map size (0: adopt the size another process set) once no read
         transaction of this process is open, as LMDB requires."""
+        self._exclusive(lambda: self.env.set_mapsize(size))
+
+    def _exclusive(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once every read transaction of this process has ended, holding
+        new ones back meanwhile."""
         with self._gate:
             while self._resizing:
                 self._gate.wait()
@@ -656,7 +674,7 @@ class LmdbLog:
             try:
                 while self._readers:
                     self._gate.wait()
-                self.env.set_mapsize(size)
+                action()
             finally:
                 self._resizing = False
                 self._gate.notify_all()
