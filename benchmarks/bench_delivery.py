@@ -1,5 +1,5 @@
 """Delivery throughput and latency: the router from the log to destinations, beside the
-raw limit measured in the same run.
+raw limit and the ingest rate measured in the same run.
 
 What is measured (one log of ``EVENTS`` Segment-like track events from ``USERS`` users,
 every router commit fsynced):
@@ -12,20 +12,64 @@ every router commit fsynced):
   of 100) to a sink that answers 200 at once, running in a process of its own
   (``python -m headwater.testing_webhook``) so it does not share this process's GIL.
 - **router -> file**: the same loop with the JSON Lines file destination (fsync per batch).
+  Both print the CPU time of this process per event beside the rate: on a shared machine
+  it varies much less than the rate.
+- **ingest**: `headwater serve` over HTTP exactly as ``bench_ingest_http.py`` measures it
+  (its load client in another process, 32 keep-alive connections of 100-event batches,
+  ``BENCH_INGEST_SECONDS``), nothing delivered: the rate delivery has to keep up with
+  (issue 4's target). Printed: router / ingest, for the webhook and the file.
+- **one daemon ingesting and delivering**: the same load against a daemon that also
+  delivers to a webhook sink: events/s in and out over the same time, the lag when the
+  load stops and how long it takes to deliver it.
 - **latency**: events appended live (``await log.append``, 100 per call, paced) at half
   the router -> webhook rate; per event, the time from the append returning (the moment
   an ingest request would be answered 2xx) to the sink receiving it: p50 and p99.
 
-Printed: events/s and the ratio to the raw limit; latency percentiles.
+This process uses the daemon's garbage-collector settings (``daemon/_gc.py``), applied once
+the log is filled as `headwater serve` applies them once started. The figures first quoted
+for this benchmark (router -> webhook 36-45k/s, -> file 28-42k/s) were measured without
+them: the collector then took 6-10 us of the router's ~27 us per event, which the daemon
+never paid.
 
-A run on the 2-core development VM at load ~2.5 (other work running): raw limit 417k/s,
-hand-written httpx loop 90k/s, router -> webhook 45k/s (0.11), router -> file 42k/s,
-latency p50 7 ms / p99 52 ms at 22k/s. The router's own cost is about 12-15 us per event
-(decoding the event into its Struct is the largest part, then lanes and bookkeeping);
-the webhook's HTTP is aiohttp, about a fifth of httpx's CPU per POST.
+Measured on the 2-core development VM with other sessions' work running (load 1-4, so
+rates vary by +-30%), six runs each, the router as it was before this round (commit
+80ffed5) and after, same benchmark:
 
-Run: ``uv run python benchmarks/bench_delivery.py`` (``BENCH_EVENTS``, ``BENCH_SECONDS``
-for the latency phase, ``BENCH_DIR``).
+                              before                         after
+    router -> webhook         35-79k/s, 13-23 us CPU/event   79-92k/s, 8-11 us CPU/event
+    router -> file            40-53k/s, 19-25 us CPU/event   82-115k/s, 8-12 us CPU/event
+    ingest over HTTP          74-113k/s                      66-109k/s
+    router -> webhook/ingest  0.43-0.95 (median 0.49)        0.77-1.38 (median 0.96)
+    router -> file / ingest   0.37-0.64 (median 0.55)        0.86-1.45 (median 1.13)
+    latency, 20k and 40k/s    p50 5-7 ms, p99 12-31 ms       p50 5-8 ms, p99 11-15 ms
+
+(The latency rows come from the latency phase run alone at fixed rates, three times each
+at load ~2.6. In the full runs that phase goes at half the router's rate, twice as fast
+after as before; at load 3-4 its p99 had 90-600 ms tails in half of those runs, before
+in one of six.)
+
+Where the router's time went, and what took it (measured with py-spy and small
+harnesses): decoding each stored event twice (msgpack -> dicts -> Struct, ~3 us) is now one
+decode straight from the stored bytes into the model plus a cheap check for unknown keys
+(~1.8 us; ``router/_decode.py``); the model is decoded by the lane right before the send
+instead of by the reader, so what waits in the lanes is small (the time per event grew
+with the memory in flight: ~1.5-3.5 us); the read-ahead is 2 x lanes x batch instead of
+4 x (~1-2 us for the file's 1,000-event batches); the file destination encodes its batch
+in one call from the Structs instead of through ``event_to_dict`` (~1.5-2 us); the
+destination's state is committed at most every 10 ms instead of back to back (~1 us);
+batch-level bookkeeping (one put per lane per read, one finish per delivered batch) and
+an event model ``__post_init__`` without calls for string ids (~0.5 us together).
+
+One daemon doing both: ingest and delivery share one core (one GIL). Ingest alone costs
+~9-10 us per event with HTTP and delivery ~8-10 us, so together they top out near 50k/s
+each; at load ~1 delivery kept up with what came in (out / in 0.8-1.0, ~40-48k/s each),
+at load 3-4 the daemon gets less than a core, the 32 ingest connections get most of it
+and delivery fell behind (out / in 0.2-0.4; the backlog is lag, delivered within ~5 s once
+the load stopped). Keeping up at the full ingest rate in one daemon needs delivery on the
+second core (a delivery process beside the ingest one), not less work per event.
+
+Run: ``uv run python benchmarks/bench_delivery.py`` (about 35 s; ``BENCH_EVENTS``,
+``BENCH_SECONDS`` for the latency phase, ``BENCH_INGEST_SECONDS``, ``BENCH_DIR``).
 """
 
 from __future__ import annotations
