@@ -44,13 +44,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from ._derived import DerivedLogMethods
 from ._errors import LogClosedError, LogError
 from ._jetstream_layout import ensure_bucket, ensure_stream, events_stream, rejected_stream
 from ._jetstream_publish import Outgoing, Publisher
 from ._jetstream_read import StreamMessage, StreamReader
 from ._jetstream_retry import Retrier
 from ._jetstream_state import StateBucket
-from ._lmdb import CURSORS, META, iso_us, now_us
+from ._lmdb import META, iso_us, now_us
 from ._loop_thread import LoopThread
 from ._nats_connect import NatsOptions, connect, servers_text
 from ._partition import partition_of, partition_subject, partition_wildcard
@@ -60,8 +61,6 @@ from ._records import (
     LogStats,
     RecordHeader,
     RejectedItem,
-    key_seq,
-    seq_key,
 )
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ def _require_nats() -> None:
         ) from None
 
 
-class JetStreamLog:
+class JetStreamLog(DerivedLogMethods):
     """The log in a JetStream stream; any number of daemons may open the same one."""
 
     def __init__(
@@ -395,11 +394,6 @@ class JetStreamLog:
         found = self._blocking(self._get_msg(seq))
         return None if found is None else _record_decoder.decode(with_seq(found.data, seq))
 
-    def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
-        decode = _record_decoder.decode
-        for _seq, raw in self.scan_raw(start_seq, end_seq):
-            yield decode(raw)
-
     def scan_raw(
         self, start_seq: int = 1, end_seq: int | None = None
     ) -> Iterator[tuple[int, bytes]]:
@@ -506,28 +500,12 @@ class JetStreamLog:
 
     # -- cursors and side tables ----------------------------------------------------------
 
-    def get_cursor(self, name: str) -> int | None:
-        raw = self.get_value(CURSORS, name.encode())
-        return None if raw is None else key_seq(raw)
-
-    def set_cursor(self, name: str, seq: int) -> None:
-        self.put_value(CURSORS, name.encode(), seq_key(seq))
-
-    def cursors(self) -> dict[str, int]:
-        return {k.decode(): key_seq(v) for k, v in self.items(CURSORS)}
-
     def get_value(self, table: bytes, key: bytes) -> bytes | None:
         return self._blocking(self._require_state().get(table, key))
 
     def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """(key, value) pairs of a side table whose key starts with ``prefix``, sorted."""
         return self._blocking(self._require_state().items(table, prefix))
-
-    def put_value(self, table: bytes, key: bytes, value: bytes) -> None:
-        self.write_batch([(table, key, value)])
-
-    def delete_value(self, table: bytes, key: bytes) -> None:
-        self.write_batch([(table, key, None)])
 
     def write_batch(self, ops: Sequence[SideOp]) -> None:
         """Put (value) or delete (None) side-table keys, in order, each durable on return.

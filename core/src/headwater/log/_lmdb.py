@@ -33,6 +33,8 @@ import msgspec
 
 from ._clock import iso_us as iso_us  # re-exported: older imports name this module
 from ._clock import now_us as now_us
+from ._derived import CURSORS as CURSORS  # re-exported: the table name lives with its users
+from ._derived import DerivedLogMethods
 from ._disk import free_bytes, is_disk_full
 from ._errors import LogClosedError, LogError, LogFullError
 from ._records import (
@@ -48,7 +50,7 @@ from ._records import (
 FORMAT_VERSION = b"1"
 EVENTS = b"events"
 REJECTED = b"rejected"
-CURSORS = b"cursors"
+
 META = b"meta"
 SIDE_TABLES = (b"dead_letters", b"checkpoints", b"replays", b"retries", b"destinations")
 MAX_TABLES = 32
@@ -93,7 +95,7 @@ def _encode_events(events: Sequence[dict[str, Any]]) -> list[bytes]:
     return [encode(event) for event in events]
 
 
-class LmdbLog:
+class LmdbLog(DerivedLogMethods):
     """The event log in ``<data_dir>/log``. Safe to open from several processes at once
     (one writer at a time, readers never block); ``readonly`` opens for inspection.
 
@@ -244,10 +246,6 @@ class LmdbLog:
             raw = txn.get(seq_key(seq), db=db)
             return None if raw is None else _record_decoder.decode(raw)
 
-    def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
-        for _seq, raw in self.scan_raw(start_seq, end_seq):
-            yield _record_decoder.decode(raw)
-
     def scan_raw(
         self, start_seq: int = 1, end_seq: int | None = None
     ) -> Iterator[tuple[int, bytes]]:
@@ -392,16 +390,6 @@ class LmdbLog:
 
     # -- cursors and side tables --------------------------------------------------------
 
-    def get_cursor(self, name: str) -> int | None:
-        raw = self.get_value(CURSORS, name.encode())
-        return None if raw is None else key_seq(raw)
-
-    def set_cursor(self, name: str, seq: int) -> None:
-        self.put_value(CURSORS, name.encode(), seq_key(seq))
-
-    def cursors(self) -> dict[str, int]:
-        return {k.decode(): key_seq(v) for k, v in self.items(CURSORS)}
-
     def get_value(self, table: bytes, key: bytes) -> bytes | None:
         db = self._db(table)
         if db is None:
@@ -424,12 +412,6 @@ class LmdbLog:
                     break
                 out.append((k, bytes(value)))
         return out
-
-    def put_value(self, table: bytes, key: bytes, value: bytes) -> None:
-        self.write_batch([(table, key, value)])
-
-    def delete_value(self, table: bytes, key: bytes) -> None:
-        self.write_batch([(table, key, None)])
 
     def write_batch(self, ops: Sequence[tuple[bytes, bytes, bytes | None]]) -> None:
         """Put (value) or delete (None) side-table keys in one durable transaction."""
