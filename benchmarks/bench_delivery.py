@@ -82,6 +82,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,8 @@ INGEST_SECONDS = float(os.environ.get("BENCH_INGEST_SECONDS", "6"))
 USERS = 200
 BATCH = 100
 ingest.SECONDS = INGEST_SECONDS
+LAG_EVERY = 0.25
+"""Seconds between two samples of the lag while one daemon ingests and delivers."""
 
 
 def event(n: int) -> dict[str, Any]:
@@ -278,11 +281,23 @@ connector = "webhook"
 url = "{sink.url}"
 start = "beginning"
 """
+    lags: list[int] = []
     try:
         with DaemonProcess(config, workdir / "both") as daemon:
+            done = threading.Event()
+
+            def sample() -> None:  # the lag every LAG_EVERY s while the load runs
+                while not done.wait(LAG_EVERY):
+                    stored, finished = progress(daemon)
+                    lags.append(stored - finished)
+
+            sampler = threading.Thread(target=sample, daemon=True)
             started = time.perf_counter()
+            sampler.start()
             ingest.run_client(daemon.url)
             elapsed = time.perf_counter() - started
+            done.set()
+            sampler.join()
             ingested, delivered = progress(daemon)
             deadline = time.monotonic() + 30
             while progress(daemon)[1] < ingested and time.monotonic() < deadline:
@@ -290,11 +305,16 @@ start = "beginning"
             drained = time.perf_counter() - started - elapsed
     finally:
         sink.stop()
+    half = len(lags) // 2
     return {
         "ingested": ingested / elapsed,
         "delivered": delivered / elapsed,
         "lag": ingested - delivered,
         "drain_s": drained,
+        "lag_max": max(lags, default=0),
+        "lag_max_s": max(lags, default=0) / (ingested / elapsed),
+        "lag_first_half": statistics.mean(lags[:half]) if half else 0.0,
+        "lag_second_half": statistics.mean(lags[half:]) if lags else 0.0,
     }
 
 
@@ -351,8 +371,13 @@ async def main_async(workdir: Path) -> None:
     print(f"    ingested                                       {both['ingested']:>10,.0f} events/s")
     print(f"    delivered                                      {both['delivered']:>10,.0f} events/s"
           f"   {both['delivered'] / both['ingested']:.2f}")  # fmt: skip
+    print(f"    lag every {LAG_EVERY:g} s under load: mean {both['lag_first_half']:,.0f} events "
+          f"(first half), {both['lag_second_half']:,.0f} (second half), max "
+          f"{both['lag_max']:,.0f} = {both['lag_max_s']:.2f} s of ingest")  # fmt: skip
     print(f"    lag when the load stopped {both['lag']:,.0f} events, "
           f"delivered {both['drain_s']:.1f} s later")  # fmt: skip
+    print(f"  ingest of that daemon / ingest with nothing delivered "
+          f"{both['ingested'] / http:>10.2f}   (one core: they share it)")  # fmt: skip
     print(f"latency, ingest ack -> webhook sink, at {webhook_rate / 2:,.0f} events/s "
           f"(half the router's max), {measured} events:")  # fmt: skip
     print(f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms")
