@@ -29,7 +29,9 @@ def test_iso_times_without_a_zone_are_utc(text: str, expected: datetime) -> None
     assert parse_time(text, now=NOW) == int(expected.timestamp() * 1_000_000)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("12h", 43200), ("7d", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("12h", 43200), ("7d", 604800), ("1h30m", 5400)]
+)
 def test_a_duration_means_that_long_ago(text: str, seconds: int) -> None:
     assert parse_time(text, now=NOW) == NOW - seconds * 1_000_000
 

@@ -21,7 +21,6 @@ from headwater.router import (
     delivery_settings,
     event_filter,
     lane_index,
-    parse_duration,
 )
 from headwater.router._parked import Parked, ParkedQueues
 from headwater_spec import ConnectorSpec
@@ -97,19 +96,6 @@ def test_gives_up_on_attempts_or_age_from_first_attempt() -> None:
     assert not policy.exhausted(2, 0, 59_000_000)
     assert policy.exhausted(3, 0, 1)
     assert policy.exhausted(1, 0, 60_000_000)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("250ms", 0.25), ("90s", 90), ("30m", 1800), ("24h", 86400), ("7d", 604800), ("12", 12)],
-)
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-def test_bad_duration_says_what_is_accepted() -> None:
-    with pytest.raises(ValueError, match="500ms, 30s, 15m, 24h, 7d"):
-        parse_duration("a day")
 
 
 # -- watermark --------------------------------------------------------------------------

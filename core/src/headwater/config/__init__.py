@@ -1,5 +1,6 @@
 """The config file: `headwater.toml`, or the embedded default."""
 
+from ._durations import DURATION_PATTERN, parse_duration
 from ._env import MissingEnvError, env_refs, expand
 from ._load import (
     DEFAULT_FILE,
@@ -21,15 +22,19 @@ from ._model import (
     ServerConfig,
     WorkspaceConfig,
 )
+from ._retention import RETENTION_PATTERN, RetentionPolicy, parse_retention
 
 __all__ = [
     "DEFAULT_FILE",
+    "DURATION_PATTERN",
     "FRAMEWORK_KEYS",
+    "RETENTION_PATTERN",
     "Config",
     "ConfigError",
     "ConnectorInstance",
     "LogConfig",
     "MissingEnvError",
+    "RetentionPolicy",
     "ServerConfig",
     "WorkspaceConfig",
     "check_connector_options",
@@ -40,6 +45,8 @@ __all__ = [
     "expand",
     "instance_from_dict",
     "load_config",
+    "parse_duration",
+    "parse_retention",
     "read_toml",
     "resolve_config_path",
 ]

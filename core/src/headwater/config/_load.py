@@ -286,11 +286,24 @@ def _redact(message: str, inst: ConnectorInstance, schema: dict[str, Any]) -> st
     return message
 
 
+def rule_key(message: str) -> str | None:
+    """The key a Struct's own rule (its ``__post_init__``) is about: those messages start
+    with ``key = value``, since msgspec places them at the Struct, not the key."""
+    named = _RULE_KEY.match(message)
+    return named.group(1) if named else None
+
+
+_RULE_KEY = re.compile(r"([a-z_]+) = ")
+
+
 def _field_message(message: str, prefix: str = "") -> str:
     text, sep, path = message.rpartition(" - at `")
     if not sep:
         return message
     field = path.rstrip("`").removeprefix("$").lstrip(".")
+    key = rule_key(text)
+    if key and "." not in field and field:
+        field = f"{field}.{key}"
     if prefix:
         field = f"{prefix}.{field}" if field else prefix
     return f"`{field}`: {text}"

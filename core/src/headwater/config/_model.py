@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from ._retention import parse_retention
+
 Residency = Literal["strict", "warn", "off"]
 Kind = Literal["source", "destination"]
 
@@ -19,7 +21,7 @@ FRAMEWORK_KEYS: dict[str, str] = {
     "enabled": "false keeps the instance configured but stopped",
     "endpoint": "override the region's endpoint (proxies, tests)",
     "max_attempts": "delivery attempts before an event is dead-lettered",
-    "max_age": "oldest age (e.g. `24h`) at which delivery is still retried",
+    "max_age": "oldest age (e.g. `24h`, `1h30m`) at which delivery is still retried",
     "concurrency": "parallel delivery lanes (users are spread over them)",
     "rate_limit": "most requests per second to the destination",
     "batch_size": "most events per request (at most the connector's max)",
@@ -34,6 +36,9 @@ class WorkspaceConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     residency: Residency = "strict"
     data_dir: str = "./headwater-data"
     retention: str | None = None
+
+    def __post_init__(self) -> None:
+        parse_retention(self.retention)
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

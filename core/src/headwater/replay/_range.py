@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from ..config import parse_duration
 from ..log import AnyLog, iso_us, now_us
-from ..router import parse_duration
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$")
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}

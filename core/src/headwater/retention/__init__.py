@@ -1,8 +1,8 @@
 """Retention: trim the oldest events of the log by age or size, never past what a
 destination or an unfinished replay still needs (see _plan.py)."""
 
+from ..config import RetentionPolicy, parse_retention
 from ._plan import Hold, TrimPlan, holds, plan_trim, wanted_upto
-from ._policy import RetentionPolicy, parse_retention
 from ._service import RetentionService, TrimResult, policy_of
 
 __all__ = [

@@ -17,11 +17,10 @@ from datetime import datetime
 
 import msgspec
 
-from ..config import Config
+from ..config import Config, RetentionPolicy
 from ..log import CURSORS, LmdbLog, key_seq, now_us
 from ..replay import list_jobs
 from ..replay._jobs import job_cursor
-from ._policy import RetentionPolicy
 
 _DESTINATION = b"destination:"
 

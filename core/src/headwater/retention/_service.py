@@ -18,10 +18,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, RetentionPolicy, parse_retention
 from ..log import LmdbLog
 from ._plan import TrimPlan, plan_trim
-from ._policy import RetentionPolicy, parse_retention
 
 _log = logging.getLogger("headwater.retention")
 INTERVAL = 60.0

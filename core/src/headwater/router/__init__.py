@@ -29,7 +29,7 @@ from ._records import (
     RedriveRequest,
     cursor_name,
 )
-from ._retry import RetryPolicy, parse_duration
+from ._retry import RetryPolicy
 from ._router import Router, UnknownDestinationError
 from ._settings import SettingsError, delivery_settings, event_filter
 from ._status import DestinationStatus, read_status
@@ -65,7 +65,6 @@ __all__ = [
     "event_filter",
     "lane_index",
     "list_dead_letters",
-    "parse_duration",
     "pending_redrive",
     "purge_dead_letters",
     "read_status",

@@ -10,12 +10,12 @@ history gets the same retry window as live traffic.
 
 Defaults: 1 s base, 10 min cap, 50 attempts, 24 h: about four hours of retries before a
 dead letter during a full outage, in line with what Segment documents for its destinations.
+``max_age`` is written as a duration in the config (``headwater.config.parse_duration``).
 """
 
 from __future__ import annotations
 
 import random
-import re
 
 import msgspec
 
@@ -23,22 +23,6 @@ DEFAULT_BASE = 1.0
 DEFAULT_CAP = 600.0
 DEFAULT_MAX_ATTEMPTS = 50
 DEFAULT_MAX_AGE = 24 * 3600.0
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds in ``"250ms"``, ``"90s"``, ``"30m"``, ``"24h"``, ``"7d"``, or a bare number of
-    seconds. Raise ValueError naming the accepted forms."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        return float(text)
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(
-            f"{text!r} is not a duration; write a number with a unit: 500ms, 30s, 15m, 24h, 7d"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):

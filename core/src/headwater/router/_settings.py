@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from headwater_spec import EVENT_TYPES, ConnectorSpec
 
-from ..config import ConnectorInstance
+from ..config import ConnectorInstance, parse_duration
 from ._batcher import BatchLimits
 from ._delivery import DeliverySettings
 from ._filter import EventFilter
-from ._retry import DEFAULT_MAX_AGE, DEFAULT_MAX_ATTEMPTS, RetryPolicy, parse_duration
+from ._retry import DEFAULT_MAX_AGE, DEFAULT_MAX_ATTEMPTS, RetryPolicy
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_LINGER_MS = 20

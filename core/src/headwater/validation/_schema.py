@@ -17,7 +17,15 @@ import msgspec
 
 from headwater_spec import EVENT_TYPES, ConnectorSpec
 
-from ..config import FRAMEWORK_KEYS, ConnectorInstance, LogConfig, ServerConfig, WorkspaceConfig
+from ..config import (
+    DURATION_PATTERN,
+    FRAMEWORK_KEYS,
+    RETENTION_PATTERN,
+    ConnectorInstance,
+    LogConfig,
+    ServerConfig,
+    WorkspaceConfig,
+)
 from ..config._model import Kind
 from ._regions import instance_regions, workspace_regions
 
@@ -42,21 +50,20 @@ DESTINATION_ONLY = (
 
 FRAMEWORK_SECRETS = {("server", "admin_token")}
 
-_DURATION = r"^([0-9]+(ms|s|m|h|d|w))+$"
 _TIMESTAMP = (
     r"^(now|beginning|[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?)$"
 )
 
-_RETENTION = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w|[Bb]|[KkMmGgTt][Ii]?[Bb])?\s*$"
 _LISTEN = r"^.+:[0-9]{1,5}$"
 _URL = r"^[a-z][a-z0-9+.-]*://"
 
 PATTERN_HINTS = {
-    _DURATION: "must be a duration such as `30m`, `24h` or `1h30m`",
+    DURATION_PATTERN: "must be a duration such as `90s`, `30m`, `24h` or `1h30m`",
     _TIMESTAMP: "must be `now`, `beginning` or a date or timestamp such as "
     "`2024-01-31` or `2024-01-31T08:00:00Z`",
-    _RETENTION: "must be an age such as `400d` or `12w`, or a size such as `50GB` or `500MiB`",
+    RETENTION_PATTERN: "must be an age such as `400d` or `12w`, or a size such as `50GB` or "
+    "`500MiB`",
     _LISTEN: "must be host:port, e.g. `127.0.0.1:8080`",
     _URL: "must be a URL with a scheme, e.g. `https://proxy.example.com`",
 }
@@ -84,7 +91,7 @@ _SECTION_DOCS: dict[str, dict[str, dict[str, Any]]] = {
             "description": "How much history the log keeps: an age (`400d`) or a size "
             "(`50GB`); unset keeps every event. Never trims past a destination's cursor or "
             "an unfinished replay.",
-            "pattern": _RETENTION,
+            "pattern": RETENTION_PATTERN,
         },
     },
     "server": {
@@ -133,7 +140,7 @@ _INSTANCE_RULES: dict[str, dict[str, Any]] = {
     "start": {"pattern": _TIMESTAMP},
     "endpoint": {"pattern": _URL},
     "max_attempts": {"minimum": 1},
-    "max_age": {"pattern": _DURATION},
+    "max_age": {"pattern": DURATION_PATTERN},
     "concurrency": {"minimum": 1},
     "rate_limit": {"exclusiveMinimum": 0},
     "batch_size": {"minimum": 1},

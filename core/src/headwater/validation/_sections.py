@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from ..config._load import rule_key
 from ._paths import format_path
 from ._regions import workspace_regions
 from ._rules import Failure, failure_message, failure_path
@@ -98,5 +99,8 @@ def _check_struct(run: Run, name: str, table: dict[str, Any]) -> None:
     except msgspec.ValidationError as exc:
         text, _, where = str(exc).rpartition(" - at `")
         field = where.rstrip("`").removeprefix("$").lstrip(".") if text else ""
+        key = rule_key(text or str(exc))
+        if not field and key in table:
+            field = str(key)
         path = (name, field) if field else (name,)
         run.problems.add("HW012", path, f"[{name}]: {text or exc}")
