@@ -118,6 +118,12 @@ def destinations_command(
     for s in rows:
         if s.error or s.last_error:
             click.echo(f"{s.id}: last error: {s.error or s.last_error} ({s.last_error_at or ''})")
+        if s.last_failure:
+            again = f"; restarts at {s.restart_at}" if s.restart_at else ""
+            click.echo(
+                f"{s.id}: a delivery task failed {s.task_failures} time(s), last at "
+                f"{s.last_failure_at}: {s.last_failure}{again}"
+            )
     _print_kept(config)
 
 

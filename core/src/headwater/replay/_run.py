@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -38,6 +39,7 @@ from ..log import AnyLog, LogClosedError, LogRecord, now_us
 from ..router import (
     RETRIES,
     DeliverySettings,
+    DestinationRecord,
     EventFilter,
     PendingRecord,
     RateLimiter,
@@ -50,9 +52,10 @@ from ..router._health import Health
 from ..router._lane import Item, Lane
 from ..router._parked import Parked
 from ..router._records import decode_pending, event_key, event_prefix
+from ..router._supervise import LoopTasks, RestartBackoff, describe, supervise
 from ._filter import JobFilter
 from ._pressure import LoopPressure
-from ._records import ReplayJob, cursor_name, retry_namespace
+from ._records import REPLAYS, ReplayJob, cursor_name, decode_job, job_key, retry_namespace
 from ._state import ReplayState
 
 _log = logging.getLogger("headwater.replay")
@@ -119,7 +122,7 @@ class Pacer:
             await asyncio.sleep(wait)
 
 
-class ReplayRun:
+class ReplayRun(LoopTasks):
     def __init__(
         self,
         log: AnyLog,
@@ -151,11 +154,31 @@ class ReplayRun:
         self._tasks: list[asyncio.Task[None]] = []
         self._committer: asyncio.Task[None] | None = None
         self._completion: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._pressure_held = False
         self.stopped = False
+        self.failure: str | None = None
+        """Why the run is halted, waiting to start again (None while it runs)."""
+        self.restarts = RestartBackoff()
+        self.label = f"replay {job.id}"
+        self.log_extra: dict[str, Any] = {
+            "fields": {"replay": job.id, "destination": job.destination}
+        }
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._open()
+        if self.pacer.pressure is not None:
+            self.pacer.pressure.acquire()
+            self._pressure_held = True
+        self._supervisor = asyncio.create_task(
+            supervise(self), name=f"hw-replay-supervise-{self.job.id}"
+        )
+
+    async def _open(self) -> None:
+        """Open the job's state from the log (cursor, parked retries) and start the tasks:
+        at start, and again after a task failed (see router._supervise)."""
         job, log = self.job, self.log
         stored = log.get_cursor(cursor_name(job.id))
         cursor = stored if stored is not None else job.first_seq
@@ -177,11 +200,14 @@ class ReplayRun:
         if not job.started_at:
             job.started_at = now_us()
         job.state = "running"
+        job.error = ""
+        self.failure = None
         state = ReplayState(log, job, cursor)
         if stored != cursor:
             state.saved_cursor = -1
         self.state = state
         self.read_pos = cursor
+        self._skip = set()
         settings = self.settings
         self.lanes = [
             Lane(
@@ -204,8 +230,6 @@ class ReplayRun:
         self._load_parked(cursor)
         state.touch()
         await state.commit()
-        if self.pacer.pressure is not None:
-            self.pacer.pressure.acquire()
         self._committer = asyncio.create_task(state.run(), name=f"hw-replay-commit-{job.id}")
         self._tasks = [asyncio.create_task(self._read(), name=f"hw-replay-read-{job.id}")]
         self._tasks += [
@@ -231,6 +255,9 @@ class ReplayRun:
         if self.stopped:
             return
         self.stopped = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()  # first, so the tasks' ends below are not taken as failures
         reader, lanes = self._tasks[:1], list(zip(self.lanes, self._tasks[1:], strict=False))
         await cancel_and_wait(reader)
         deadline = time.monotonic() + drain
@@ -245,22 +272,64 @@ class ReplayRun:
             if not lanes or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.01)
-        await cancel_and_wait(self._tasks)
-        self._tasks = []
-        if self._committer is not None:
-            await cancel_and_wait([self._committer])
-            self._committer = None
-            if self.pacer.pressure is not None:
-                await self.pacer.pressure.release()
+        await self.halt()
+        if supervisor is not None:
+            await cancel_and_wait([supervisor])
+        if self._pressure_held and self.pacer.pressure is not None:
+            self._pressure_held = False
+            await self.pacer.pressure.release()
         state = self.state
         if state is not None:
             state.touch()
             try:
-                await state.flush()
+                if self.failure is not None:  # what is in memory is not to be trusted
+                    await state.save_record()
+                else:
+                    await state.flush()
             except LogClosedError:
                 _log.warning("replay %s: log closed before the last state was saved", self.job.id)
         with contextlib.suppress(Exception):
             await self.connector.close()
+
+    # -- supervision (see router._supervise) --------------------------------------------
+
+    def may_finish(self, task: asyncio.Task[None]) -> bool:
+        return bool(self._tasks) and task is self._tasks[0]  # the reader, at the range's end
+
+    async def failed(self, task: str, error: BaseException, retry_in: float) -> None:
+        """Log the failure and keep it in the job (``error``) until the run starts again;
+        the counters go back to what was last committed, as after a crash."""
+        job = self.job
+        self.failure = f"delivery task {task} failed ({describe(error)}); restarting"
+        await self.log.append("", ())  # lands after any commit the committer had in flight
+        raw = self.log.get_value(REPLAYS, job_key(job.id))
+        if raw is not None:
+            committed = decode_job(raw)
+            job.delivered, job.retried = committed.delivered, committed.retried
+            job.dead_lettered, job.filtered = committed.dead_lettered, committed.filtered
+            job.skipped, job.pending = committed.skipped, committed.pending
+        job.error = self.failure
+        _log.error(
+            "replay %s to %s: %s in %g s",
+            job.id,
+            job.destination,
+            self.failure,
+            retry_in,
+            exc_info=error,
+            extra=self.log_extra,
+        )
+        if self.state is not None:
+            self.state.record = DestinationRecord(
+                delivered=job.delivered,
+                retried=job.retried,
+                dead_lettered=job.dead_lettered,
+                filtered=job.filtered,
+                state="failed",
+            )
+            await self.state.save_record()
+
+    async def reopen(self) -> None:
+        await self._open()
 
     # -- reading -----------------------------------------------------------------------
 

@@ -194,9 +194,9 @@ class ReplayService:
         if run is None:
             job = load_job(self.log, job_id)
             return job_status(job, job_cursor(self.log, job), waiting=self.waiting.get(job_id))
-        waiting = None
+        waiting = run.failure
         held = run.backing_off()
-        if held:
+        if waiting is None and held:
             waiting = f"the destination asked to wait; backing off for {held:.1f} s"
         return job_status(
             run.job, run.cursor, pending=run.pending, rate=self._rate(job_id), waiting=waiting

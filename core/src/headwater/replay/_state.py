@@ -31,17 +31,20 @@ class ReplayState(DeliveryState):
         """Parked events of the job right now (set by the run; stored in the record)."""
 
     def position_ops(self, low: int) -> list[SideOp]:
+        self.job.pending = self.pending_count()
+        ops: list[SideOp] = []
+        if low != self.saved_cursor:
+            ops.append((CURSORS, cursor_key(self.job.id), seq_key(low)))
+        ops += self.record_ops()
+        return ops
+
+    def record_ops(self) -> list[SideOp]:
         job, record = self.job, self.record
         job.delivered = record.delivered
         job.retried = record.retried
         job.dead_lettered = record.dead_lettered
         job.filtered = record.filtered
-        job.pending = self.pending_count()
-        ops: list[SideOp] = []
-        if low != self.saved_cursor:
-            ops.append((CURSORS, cursor_key(job.id), seq_key(low)))
-        ops.append((REPLAYS, job_key(job.id), encode_job(job)))
-        return ops
+        return [(REPLAYS, job_key(job.id), encode_job(job))]
 
 
 def _none() -> int:

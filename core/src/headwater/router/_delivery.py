@@ -34,6 +34,7 @@ from headwater_spec import Destination, Event, EventError, Outcome, event_from_d
 from ..log import AnyLog, LogClosedError, LogRecord, now_us
 from ._batcher import BatchLimits, estimate_json_size
 from ._cancel import cancel_and_wait
+from ._deadletters import purge_dead_letters
 from ._decode import decode_header, routing
 from ._filter import EventFilter
 from ._health import Health
@@ -60,6 +61,7 @@ from ._records import (
 from ._retry import RetryPolicy
 from ._state import DeliveryState
 from ._status import DestinationStatus, read_status
+from ._supervise import LoopTasks, RestartBackoff, describe, supervise
 
 _log = logging.getLogger("headwater.router")
 _decode_record = msgspec.msgpack.Decoder(LogRecord).decode
@@ -94,7 +96,7 @@ class StartError(ValueError):
     """A destination whose `start` cannot be understood."""
 
 
-class DestinationLoop:
+class DestinationLoop(LoopTasks):
     def __init__(
         self,
         log: AnyLog,
@@ -130,13 +132,26 @@ class DestinationLoop:
         self._committer: asyncio.Task[None] | None = None
         self._last_redrive_check = 0.0
         self._stopping = False
+        self._failed = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self.restarts = RestartBackoff()
+        self.label = f"destination {destination_id}"
+        self.log_extra: dict[str, Any] = {"fields": {"destination": destination_id}}
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._open()
+        self._supervisor = asyncio.create_task(supervise(self), name=f"hw-supervise-{self.id}")
+
+    async def _open(self) -> None:
+        """Open the delivery state from the log (cursor, record, parked retries) and start
+        the tasks: at start, and again after a task failed (see _supervise.py)."""
+        previous = self.state
         record = decode_destination(self.log.get_value(DESTINATIONS, stats_key(self.id)))
         record.state = "running"
         record.started_at = now_us()
+        record.restart_at = 0
         record.pid = os.getpid()
         stored = self.log.get_cursor(cursor_name(self.id))
         cursor = stored if stored is not None else self._initial_cursor()
@@ -152,10 +167,14 @@ class DestinationLoop:
             )
             cursor = first
         state = DeliveryState(self.log, self.id, cursor, record)
+        if previous is not None:
+            state.on_count = previous.on_count
         if stored != cursor:
             state.saved_cursor = -1  # write the starting point with the first commit
         self.state = state
         self.read_pos = cursor
+        self._skip = set()
+        self._failed = False
         settings = self.settings
         self.lanes = [
             Lane(
@@ -192,29 +211,68 @@ class DestinationLoop:
             cursor,
             len(self.lanes),
             self.pending,
-            extra={"fields": {"destination": self.id}},
+            extra=self.log_extra,
         )
 
     async def stop(self) -> None:
         """Stop sending (in-flight requests are abandoned and re-sent after a restart),
         save the state, close the connector."""
         self._stopping = True
-        await cancel_and_wait(self._tasks)
-        self._tasks = []
-        if self._committer is not None:
-            await cancel_and_wait([self._committer])
-            self._committer = None
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()  # first, so the tasks' ends below are not taken as failures
+        await self.halt()
+        if supervisor is not None:
+            await cancel_and_wait([supervisor])
         state = self.state
         if state is not None:
             state.record.state = "stopped"
             state.record.pid = 0
+            state.record.restart_at = 0
             state.touch()
             try:
-                await state.flush()
+                if self._failed:  # what is in memory is not to be trusted: only the record
+                    await state.save_record()
+                else:
+                    await state.flush()
             except LogClosedError:
                 _log.warning("destination %s: log closed before the last state was saved", self.id)
         with contextlib.suppress(Exception):
             await self.connector.close()
+
+    # -- supervision (see _supervise.py) -----------------------------------------------
+
+    def may_finish(self, task: asyncio.Task[None]) -> bool:
+        return False
+
+    async def failed(self, task: str, error: BaseException, retry_in: float) -> None:
+        """Log and count a failed task and save the state ``failed``. The counters go back
+        to what was last committed, as after a crash."""
+        self._failed = True
+        state = self.state
+        assert state is not None
+        await self.log.append("", ())  # lands after any commit the committer had in flight
+        record = decode_destination(self.log.get_value(DESTINATIONS, stats_key(self.id)))
+        state.record = record
+        now = now_us()
+        record.state = "failed"
+        record.last_failure, record.last_failure_at = describe(error), now
+        record.restart_at = now + int(retry_in * 1e6)
+        state.count("task_failures")
+        _log.error(
+            "destination %s: delivery task %s failed (%s); delivery restarts from the cursor "
+            "in %g s",
+            self.id,
+            task,
+            record.last_failure,
+            retry_in,
+            exc_info=error,
+            extra={"fields": {"destination": self.id, "task": task, "restart_in": retry_in}},
+        )
+        await state.save_record()
+
+    async def reopen(self) -> None:
+        await self._open()
 
     def notify(self, *_: Any) -> None:
         """New events were committed (called from the log's commit listener)."""
@@ -441,6 +499,11 @@ class DestinationLoop:
         state = self.state
         if state is None:
             raise RuntimeError(f"destination {self.id} is not running")
+        if self._failed:
+            raise StartError(
+                f"destination {self.id!r} failed and is restarting; nothing redriven (try "
+                "again once it runs, or `headwater dlq redrive` to have it done then)"
+            )
         count = 0
         for key, raw in self.log.items(DEAD_LETTERS, event_prefix(self.id)):
             letter = decode_dead_letter(raw)
@@ -472,6 +535,8 @@ class DestinationLoop:
         state = self.state
         if state is None:
             raise RuntimeError(f"destination {self.id} is not running")
+        if self._failed:  # nothing runs to commit what is staged: delete them at once
+            return purge_dead_letters(self.log, self.id)
         keys = [key for key, _ in self.log.items(DEAD_LETTERS, event_prefix(self.id))]
         for key in keys:
             state.stage(DEAD_LETTERS, key, None)
@@ -504,6 +569,11 @@ class DestinationLoop:
         state = self.state
         if state is None:
             return read_status(self.log, self.id, connector=self.connector_name, state="starting")
+        if self._failed:  # the durable cursor and retries, not the halted run's
+            return read_status(
+                self.log, self.id, connector=self.connector_name, record=state.record,
+                state="failed",
+            )  # fmt: skip
         held = self.limiter.held_for
         state.record.backoff_until = now_us() + int(held * 1e6) if held else 0
         return read_status(

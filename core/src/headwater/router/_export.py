@@ -1,9 +1,9 @@
 """The router's figures in the daemon's Prometheus registry.
 
 Per destination (label ``destination``): delivered, retried, dead-lettered and filtered
-events (counters, lifetime totals that survive restarts because they come from the
-destination's durable record), lag in events and seconds and parked retries (gauges,
-refreshed every second), and send latency (histogram).
+events and failed delivery tasks (counters, lifetime totals that survive restarts because
+they come from the destination's durable record), lag in events and seconds and parked
+retries (gauges, refreshed every second), and send latency (histogram).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ _COUNTERS: dict[Counter, str] = {
     "dead_lettered": "Events moved to the dead-letter table",
     "filtered": "Events skipped by the destination's filters",
     "redriven": "Dead letters re-queued for delivery",
+    "task_failures": "Delivery tasks that failed (the loop restarted from its cursor)",
 }
 _LABELS = ("destination",)
 

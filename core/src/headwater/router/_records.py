@@ -77,6 +77,12 @@ class DestinationRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_error: str = ""
     last_error_at: int = 0
     backoff_until: int = 0
+    task_failures: int = 0
+    """Times a delivery task failed and the loop was restarted (router._supervise)."""
+    last_failure: str = ""
+    last_failure_at: int = 0
+    restart_at: int = 0
+    """When a failed loop starts again (0: it is not waiting to)."""
 
 
 class RedriveRequest(msgspec.Struct, kw_only=True):

@@ -39,7 +39,7 @@ something to commit; committing back to back cost the router ~10% of its time pe
 waiting 10 ms after each only means a crash re-sends up to 10 ms more of delivered events
 (at-least-once either way; Kafka Connect commits source offsets once a minute by default).
 ``stop`` still saves everything at once."""
-Counter = Literal["delivered", "retried", "dead_lettered", "filtered", "redriven"]
+Counter = Literal["delivered", "retried", "dead_lettered", "filtered", "redriven", "task_failures"]
 CountHook = Callable[[Counter, int], None]
 _log = logging.getLogger("headwater.router")
 
@@ -87,6 +87,8 @@ class DeliveryState:
             record.dead_lettered += n
         elif counter == "filtered":
             record.filtered += n
+        elif counter == "task_failures":
+            record.task_failures += n
         else:
             record.redriven += n
         if self.on_count is not None:
@@ -155,8 +157,17 @@ class DeliveryState:
         ops: list[SideOp] = []
         if low != self.saved_cursor:
             ops.append((CURSORS, cursor_key(self.destination), seq_key(low)))
-        ops.append((DESTINATIONS, stats_key(self.destination), encode(self.record)))
+        ops += self.record_ops()
         return ops
+
+    def record_ops(self) -> list[SideOp]:
+        return [(DESTINATIONS, stats_key(self.destination), encode(self.record))]
+
+    async def save_record(self) -> None:
+        """Write the record alone, nothing staged and not the cursor (after a failed task,
+        when what is in memory is not to be trusted)."""
+        self._record_dirty = False
+        await self.log.append("", (), side_ops=self.record_ops())
 
     async def flush(self) -> None:
         """Commit what is staged now (used at stop)."""

@@ -3,7 +3,8 @@
 Everything here can be read from the log alone (a running daemon is not needed): the
 cursor, the counters the router rewrites with each commit, the retry and dead-letter
 tables. Whether a daemon is delivering is told by the pid it recorded: alive means
-``running`` (or ``backing_off``), gone means ``stopped``.
+``running`` (or ``backing_off``, or ``failed`` while the loop waits to restart after one
+of its tasks failed), gone means ``stopped``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ class DestinationStatus(msgspec.Struct, kw_only=True):
     pid: int | None = None
     error: str | None = None
     """Why the destination could not start (unknown connector, bad config)."""
+    task_failures: int = 0
+    """Times a delivery task failed and delivery restarted from the cursor."""
+    last_failure: str | None = None
+    last_failure_at: str | None = None
+    restart_at: str | None = None
+    """When a ``failed`` destination starts delivering again."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -149,4 +156,8 @@ def read_status(
         backoff_until=iso_us(record.backoff_until) if record.backoff_until > now else None,
         pid=record.pid if pid_alive(record.pid) else None,
         error=error,
+        task_failures=record.task_failures,
+        last_failure=record.last_failure or None,
+        last_failure_at=iso_us(record.last_failure_at) if record.last_failure_at else None,
+        restart_at=iso_us(record.restart_at) if record.restart_at and state == "failed" else None,
     )
