@@ -122,6 +122,18 @@ def test_secret_in_repr_logs_and_reasons_is_named(run: Run) -> None:
     )
 
 
+def test_secret_values_inside_an_object_are_checked_too(run: Run) -> None:
+    assert run.failed_in("TestHeaderLeaky") == {
+        "test_repr_hides_secrets",
+        "test_secrets_not_in_logs_or_errors",
+    }
+    assert "the secret `headers.Authorization` appears in repr() of the instance" in run.output
+    assert (
+        "the secret `headers.Authorization` appears in a log record of logger "
+        "'headwater.connector.conformance-header-leaky' at INFO" in run.output
+    )
+
+
 def test_wrong_outcome_mapping_is_named(run: Run) -> None:
     assert run.failed_in("TestCareless") == {
         "test_429_with_retry_after_is_retry_after",

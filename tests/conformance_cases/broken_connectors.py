@@ -136,6 +136,27 @@ class LeakyDestination(GoodDestination):
         ]
 
 
+HEADERS_SPEC = spec(name="header-leaky")
+HEADERS_SPEC["config"]["properties"]["headers"] = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "secret": True},
+}
+
+
+class HeaderLeakyDestination(GoodDestination):
+    """Its header values are marked secret (names visible); it logs them whole, and an
+    override of __repr__ shows the config as it is."""
+
+    spec = ConnectorSpec.from_dict(HEADERS_SPEC)
+
+    def __repr__(self) -> str:
+        return f"HeaderLeakyDestination({self.config})"
+
+    async def send(self, batch: Sequence[Event]) -> list[Outcome]:
+        self.context.logger.info("sending with headers %s", self.config.get("headers"))
+        return await super().send(batch)
+
+
 class CarelessDestination(GoodDestination):
     """Retries a 400 forever and ignores Retry-After."""
 

@@ -38,6 +38,13 @@ class TestLeaky(_Destination):
     connector = bc.LeakyDestination
 
 
+class TestHeaderLeaky(_Destination):
+    connector = bc.HeaderLeakyDestination
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "headers": {"Authorization": "Bearer hw-header-token-5150"}}
+
+
 class TestCareless(_Destination):
     connector = bc.CarelessDestination
 

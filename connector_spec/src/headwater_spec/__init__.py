@@ -34,7 +34,7 @@ from ._events import (
     event_to_dict,
 )
 from ._hooks import PROJECT_NAME, HeadwaterSpecs, Register, hookimpl, hookspec
-from ._http import SecretRedactor, endpoint_url, retry_after_seconds
+from ._http import endpoint_url, retry_after_seconds
 from ._outcomes import DELIVERED, Delivered, Outcome, Rejected, Retry, log_outcomes
 from ._push import (
     HttpRequest,
@@ -44,6 +44,15 @@ from ._push import (
     PushHandler,
     PushReceipt,
     Rejection,
+)
+from ._secrets import (
+    SecretPath,
+    SecretRedactor,
+    holds_secret,
+    secret_locations,
+    secret_paths,
+    secret_values,
+    strings_in,
 )
 from ._spec import (
     SPEC_VERSION,
@@ -98,6 +107,7 @@ __all__ = [
     "Retry",
     "Route",
     "Screen",
+    "SecretPath",
     "SecretRedactor",
     "Source",
     "SourceContext",
@@ -109,11 +119,16 @@ __all__ = [
     "event_from_dict",
     "event_time_ms",
     "event_to_dict",
+    "holds_secret",
     "hookimpl",
     "hookspec",
     "log_outcomes",
     "meta_schema",
     "retry_after_seconds",
     "secret_fields",
+    "secret_locations",
+    "secret_paths",
+    "secret_values",
+    "strings_in",
     "validate_spec",
 ]

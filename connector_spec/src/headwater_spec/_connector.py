@@ -85,9 +85,7 @@ class Connector:
         self.context = context
 
     def __repr__(self) -> str:
-        shown = {
-            k: ("***" if k in self.spec.secret_fields() else v) for k, v in self.config.items()
-        }
+        shown = self.spec.redact(self.config)
         return f"{type(self).__name__}({self.context.instance_id!r}, {shown!r})"
 
     async def check(self) -> CheckResult:

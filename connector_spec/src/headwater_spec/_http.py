@@ -3,23 +3,20 @@
 Every HTTP connector needs the same three answers: which base URL to send to (the
 instance's ``endpoint`` override, else its region's endpoint), how long the service asked
 to wait (``Retry-After``), and how to keep secrets out of text that came back from the
-network (error bodies that echo an API key). They live here, in the contract package every
-connector already depends on, so each connector does not carry its own copy; nothing here
-imports an HTTP client, so a connector keeps the one it prefers (httpx, aiohttp, ...).
+network (error bodies that echo an API key: ``SecretRedactor``, in ``_secrets.py`` with the
+rest of secret handling). They live in the contract package every connector already
+depends on, so each connector does not carry its own copy; nothing here imports an HTTP
+client, so a connector keeps the one it prefers (httpx, aiohttp, ...).
 """
 
 from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from ._connector import ConnectorContext
 from ._spec import ConnectorSpec
-
-MASK = "***"
-"""What a redacted secret reads as, the same mask as ``Connector.__repr__`` shows."""
 
 
 def endpoint_url(spec: ConnectorSpec, context: ConnectorContext) -> str:
@@ -69,26 +66,3 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
-
-
-class SecretRedactor:
-    """Replaces secret values by ``***`` in text that came from the network.
-
-    Services echo credentials in error bodies (``Invalid API key: <key>``), and those bodies
-    become outcome reasons, dead letters and log lines; pass every reason built from a
-    response through the redactor of the instance's secrets. Empty and None values are
-    ignored; longer secrets are replaced first, so one that contains another is masked
-    whole.
-    """
-
-    def __init__(self, secrets: Iterable[object]) -> None:
-        values = {str(s) for s in secrets if s}
-        self._secrets = sorted(values, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-    def __repr__(self) -> str:
-        return f"SecretRedactor({len(self._secrets)} secrets)"

@@ -12,6 +12,14 @@ import msgspec
 from jsonschema.exceptions import SchemaError
 
 from ._events import EVENT_TYPES, EventType
+from ._secrets import (
+    ANY,
+    SecretPath,
+    SecretRedactor,
+    redact_config,
+    secret_paths,
+    secret_values,
+)
 
 Direction = Literal["in", "out"]
 META_SCHEMA_FILE = "connector-spec.schema.json"
@@ -89,8 +97,24 @@ class ConnectorSpec(msgspec.Struct, frozen=True, omit_defaults=True, rename={"sc
         return out
 
     def secret_fields(self) -> frozenset[str]:
-        """Top-level config keys marked ``"secret": true``."""
+        """Top-level config keys whose whole value is marked ``"secret": true``."""
         return secret_fields(self.config)
+
+    def secret_paths(self) -> frozenset[SecretPath]:
+        """Every place in the config marked secret, nested ones included (``_secrets.py``)."""
+        return secret_paths(self.config)
+
+    def redact(self, config: Any) -> Any:
+        """``config`` with every secret value shown as ``***``, for reprs and listings."""
+        return redact_config(self.secret_paths(), config)
+
+    def secret_values(self, config: Any) -> list[str]:
+        """The secret strings set in ``config``, to scrub from free text."""
+        return secret_values(self.secret_paths(), config)
+
+    def redactor(self, config: Any) -> SecretRedactor:
+        """Masks the secrets of ``config`` in text: exception texts, service answers."""
+        return SecretRedactor(self.secret_values(config))
 
     def effective_default_region(self) -> str:
         if self.default_region:
@@ -105,10 +129,9 @@ class ConnectorSpec(msgspec.Struct, frozen=True, omit_defaults=True, rename={"sc
 
 
 def secret_fields(schema: dict[str, Any]) -> frozenset[str]:
-    props = schema.get("properties", {})
-    if not isinstance(props, dict):
-        return frozenset()
-    return frozenset(k for k, v in props.items() if isinstance(v, dict) and v.get("secret") is True)
+    """Top-level keys of a config schema whose whole value is secret (see ``secret_paths``
+    for the nested marks)."""
+    return frozenset(p[0] for p in secret_paths(schema) if len(p) == 1 and p[0] != ANY)
 
 
 @cache

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import msgspec
 import pluggy
@@ -67,6 +68,12 @@ class ConnectorRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self.connectors
+
+    def redact(self, connector: str, options: Mapping[str, Any], text: str) -> str:
+        """``text`` (an exception's, say) with every secret of an instance's config masked,
+        nested ones included; as it is when the connector is not installed."""
+        loaded = self.connectors.get(connector)
+        return loaded.spec.redactor(options)(text) if loaded is not None else text
 
     def __iter__(self) -> Iterator[LoadedConnector]:
         return iter(sorted(self.connectors.values(), key=lambda c: c.name))

@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._secrets import secret_locations, strings_in
 from .._spec import ConnectorSpec
 
 MIN_SECRET_LENGTH = 6
@@ -30,12 +31,10 @@ def secrets_in(config: Mapping[str, Any], spec: ConnectorSpec) -> tuple[list[Sec
     """The secret values set in ``config``, and problems that prevent checking them."""
     found: list[Secret] = []
     problems: list[str] = []
-    for field in sorted(spec.secret_fields()):
-        value = config.get(field)
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            if item is None:
-                continue
+    for location, value in secret_locations(spec.secret_paths(), config):
+        field = ".".join(str(part) for part in location)
+        items = list(strings_in(value)) if isinstance(value, dict | list) else [value]
+        for item in items:
             if not isinstance(item, str) or len(item) < MIN_SECRET_LENGTH:
                 problems.append(
                     f"the secret field `{field}` is set to a value the suite cannot look for; "

@@ -14,7 +14,8 @@ import jsonschema
 import msgspec
 
 from .._connector import Connector, Destination, Source
-from .._spec import SPEC_VERSION, ConnectorSpec, SpecError, secret_fields
+from .._secrets import marked_schemas
+from .._spec import SPEC_VERSION, ConnectorSpec, SpecError
 
 SECRET_NAME = re.compile(r"token|secret|password|passwd|passphrase|credential|api_?key|(^|_)keys?$")
 """Config key names that hold secrets in practice (`api_key`, `write_keys`, `auth_token`...)."""
@@ -90,27 +91,30 @@ def version_problems(cls: type[Connector], spec: ConnectorSpec, suite_version: s
 def secret_problems(
     cls: type[Connector], spec: ConnectorSpec, not_secret: Iterable[str] = ()
 ) -> list[str]:
-    """Config keys named like secrets must be marked ``"secret": true``."""
+    """Config keys named like secrets must be marked ``"secret": true`` (or hold marked
+    values, as `headers` whose values are marked); marked values must be strings, arrays or
+    objects of them."""
     label = connector_label(cls)
     props = spec.config.get("properties", {})
-    marked = secret_fields(spec.config)
+    schemas = marked_schemas(spec.config)
+    holding = {path[0] for path in schemas if path}
     allowed = set(not_secret)
     problems = []
     for key in sorted(props) if isinstance(props, dict) else ():
-        if key in marked or key in allowed or not _looks_secret(key):
+        if key in holding or key in allowed or not _looks_secret(key):
             continue
         problems.append(
             f"{label}: config field `{key}` looks like a secret but is not marked; add "
             f'`"secret": true` to `config.properties.{key}` in spec.json (or, if it is '
             "not a secret, list it in `not_secret` of your conformance test class)"
         )
-    for key in sorted(marked):
-        schema = props.get(key, {})
+    for path, schema in sorted(schemas.items()):
         kind = schema.get("type")
         kinds = set(kind) if isinstance(kind, list) else {kind}
-        if not kinds & {"string", "array"}:
+        if not kinds & {"string", "array", "object"}:
+            where = ".".join(path) or "the config"
             problems.append(
-                f'{label}: secret field `{key}` has type {kind!r}; give it `"type": '
+                f'{label}: secret field `{where}` has type {kind!r}; give it `"type": '
                 '"string"` so operators can pass it as a `${ENV_VAR}` reference'
             )
     return problems
@@ -183,5 +187,4 @@ def _looks_secret(key: str) -> bool:
 
 
 def _show(example: dict[str, Any], spec: ConnectorSpec) -> str:
-    secrets = spec.secret_fields()
-    return repr({k: ("***" if k in secrets else v) for k, v in example.items()})
+    return repr(spec.redact(example))

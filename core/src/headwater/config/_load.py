@@ -277,13 +277,10 @@ def check_connector_options(config: Config, specs: Mapping[str, dict[str, Any]])
 
 
 def _redact(message: str, inst: ConnectorInstance, schema: dict[str, Any]) -> str:
-    from headwater_spec import secret_fields
+    """jsonschema's messages quote the value; mask every secret of the instance in them."""
+    from headwater_spec import SecretRedactor, secret_paths, secret_values
 
-    for key in secret_fields(schema):
-        value = inst.options.get(key)
-        if isinstance(value, str) and value:
-            message = message.replace(value, "***")
-    return message
+    return SecretRedactor(secret_values(secret_paths(schema), inst.options))(message)
 
 
 def rule_key(message: str) -> str | None:

@@ -128,10 +128,11 @@ class Daemon:
             try:
                 source = loaded.cls(instance.options, context)
             except Exception as exc:
+                error = self.registry.redact(instance.connector, instance.options, str(exc))
                 raise DaemonError(
                     f"sources.{instance.id}: connector {instance.connector!r} failed to "
-                    f"start: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"start: {type(exc).__name__}: {error}"
+                ) from None
             if not isinstance(source, Source):
                 raise DaemonError(
                     f"sources.{instance.id}: connector {instance.connector!r} is not a Source"

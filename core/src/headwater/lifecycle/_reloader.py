@@ -247,9 +247,10 @@ class Reloader:
                 context = self.daemon.make_context(instance)
                 source: Connector = loaded.cls(instance.options, context)
             except Exception as exc:
+                error = self.daemon.registry.redact(instance.connector, instance.options, str(exc))
                 errors.append(
                     f"sources.{instance_id}: connector {instance.connector!r} failed to start: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {error}"
                 )
                 continue
             if not isinstance(source, Source):

@@ -118,11 +118,12 @@ class Router:
             loop = self._build(instance)
             await loop.start()
         except (UnknownConnectorError, SettingsError, StartError, ValueError, TypeError) as exc:
-            self.errors[instance.id] = str(exc)
+            error = self.registry.redact(instance.connector, instance.options, str(exc))
+            self.errors[instance.id] = error
             _log.error(
                 "destination %s not started: %s",
                 instance.id,
-                exc,
+                error,
                 extra={"fields": {"destination": instance.id}},
             )
             return None

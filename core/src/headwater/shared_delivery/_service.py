@@ -164,8 +164,9 @@ class SharedDelivery:
                 runtime = self._build(instance)
                 runtime.start_seq = await self._start_seq(runtime)
             except (SettingsError, StartError, KeyError, ValueError, TypeError) as exc:
-                self.errors[instance.id] = str(exc)
-                _log.error("destination %s not started: %s", instance.id, exc)
+                error = self.daemon.registry.redact(instance.connector, instance.options, str(exc))
+                self.errors[instance.id] = error
+                _log.error("destination %s not started: %s", instance.id, error)
                 continue
             self.destinations[instance.id] = runtime
         self._task = asyncio.create_task(self._balance_forever(), name="hw-shared-balance")

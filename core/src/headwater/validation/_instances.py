@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from headwater_spec import holds_secret
+
 from ..config import FRAMEWORK_KEYS
 from ._known import KNOWN_DISTRIBUTIONS
 from ._paths import format_path, json_pointer
@@ -168,10 +170,13 @@ def _check_options(run: Run, inst: Instance) -> None:
     if inst.loaded is None:
         return
     spec = inst.loaded.spec
-    secrets = spec.secret_fields()
+    secrets = spec.secret_paths()
     options: dict[str, Any] = inst.options()
     for error in run.schema_failures(spec.config, options):
-        failure = Failure(error, secret=bool(failure_top(error) & secrets))
+        # a table is never quoted (only its keys are), whatever it holds
+        table = isinstance(error.instance, dict)
+        secret = not table and holds_secret(secrets, list(error.absolute_path))
+        failure = Failure(error, secret=secret)
         if failure.keyword == "additionalProperties" and not failure.path:
             continue
         path = failure_path(inst.path, failure)
@@ -196,9 +201,3 @@ def _check_options(run: Run, inst: Instance) -> None:
             rule=failure.rule,
             value=failure.value,
         )
-
-
-def failure_top(error: Any) -> set[str]:
-    """The top-level option a failure is in (empty for the options as a whole)."""
-    path = list(error.absolute_path)
-    return {str(path[0])} if path else set()

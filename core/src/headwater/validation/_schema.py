@@ -212,24 +212,37 @@ def framework_properties(kind: str, spec: ConnectorSpec | None) -> dict[str, Any
 def connector_definition(spec: ConnectorSpec) -> dict[str, Any]:
     """A connector's config schema, made to accept the framework keys beside its own and
     with its internal ``$ref``s re-rooted under ``#/$defs/connector-<name>``."""
-    schema = copy.deepcopy(spec.config)
+    schema = _secrets_as_env(copy.deepcopy(spec.config))
     schema.pop("$schema", None)
     schema.pop("$id", None)
     props = schema.setdefault("properties", {})
-    for key, prop in list(props.items()):
-        if isinstance(prop, dict) and prop.get("secret") is True:
-            props[key] = _env_reference_allowed(prop)
     for key in FRAMEWORK_KEYS:
         props.setdefault(key, True)
     rerooted: dict[str, Any] = _reroot(schema, f"#/$defs/connector-{spec.name}")
     return rerooted
 
 
+_NOT_SCHEMAS = ("default", "examples", "const", "enum")
+"""Keywords whose values are data, not subschemas: a secret mark is never looked for there."""
+
+
+def _secrets_as_env(node: Any) -> Any:
+    """Every schema marked secret, wherever it is nested, made to accept `${ENV}`."""
+    if isinstance(node, list):
+        return [_secrets_as_env(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("secret") is True:
+        return _env_reference_allowed(node)
+    return {k: v if k in _NOT_SCHEMAS else _secrets_as_env(v) for k, v in node.items()}
+
+
 def _env_reference_allowed(prop: dict[str, Any]) -> dict[str, Any]:
     """A secret may be given as `${ENV}` (the recommended way) whatever its own rules say:
-    its value is only known where the daemon runs."""
+    its value is only known where the daemon runs. Its default and examples are dropped:
+    the schema is printed and committed, and a secret is never shown."""
     outer: dict[str, Any] = {k: prop[k] for k in ("description", "secret", "title") if k in prop}
-    inner = {k: v for k, v in prop.items() if k not in outer}
+    inner = {k: v for k, v in prop.items() if k not in outer and k not in ("default", "examples")}
     return {**outer, "anyOf": [inner, ENV_REFERENCE]}
 
 

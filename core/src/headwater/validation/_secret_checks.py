@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from headwater_spec import secret_locations
+
+from ..config import FRAMEWORK_KEYS
 from ._paths import Path, format_path
 from ._run import Run
 from ._schema import FRAMEWORK_SECRETS
@@ -16,9 +19,9 @@ def check_secrets(run: Run) -> None:
     for inst in run.instances:
         if inst.loaded is None:
             continue
-        for key in sorted(inst.loaded.spec.secret_fields()):
-            if key in inst.raw:
-                _one(run, (*inst.path, key), inst.raw[key])
+        own = {k: v for k, v in inst.raw.items() if k not in FRAMEWORK_KEYS}
+        for where, raw in secret_locations(inst.loaded.spec.secret_paths(), own):
+            _one(run, (*inst.path, *where), raw)
 
 
 def _one(run: Run, path: Path, raw: object) -> None:

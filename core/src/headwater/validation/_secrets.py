@@ -1,7 +1,8 @@
 """Secrets: collect their values so no output ever shows them, and flag literal ones.
 
-Which fields are secret comes from the connector specs (``"secret": true`` on a top-level
-config property) plus `server.admin_token`. Every string under such a field is a secret,
+Which values are secret comes from the connector specs (``"secret": true`` on a config
+property, or inside an object: the values of the webhook's `headers`; see
+``headwater_spec.secret_paths``) plus `server.admin_token`. Every string there is a secret,
 both as written and as resolved from the environment, and so is the value of each
 environment variable referenced there: a message that quotes only part of a resolved
 value (``Bearer ${TOKEN}`` -> the token) is scrubbed too.
@@ -9,8 +10,10 @@ value (``Bearer ${TOKEN}`` -> the token) is scrubbed too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from headwater_spec import strings_in
 
 from ..config import MissingEnvError, env_refs, expand
 
@@ -19,17 +22,6 @@ MIN_LENGTH = 4
 """Shorter values are not scrubbed from free text: they protect nothing, and masking every
 `dev` or `eu` in every message would make the output unreadable. Validation's own messages
 never quote a secret field's value at any length."""
-
-
-def strings_in(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
 
 
 class Redactor:
