@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,15 @@ async def test_received_at_and_message_id_are_added(client: Any) -> None:
     assert event["type"] == "identify"
     assert before - timedelta(seconds=1) <= parse(event["receivedAt"]) <= datetime.now(UTC)
     assert len(event["messageId"]) == 36
+
+
+async def test_missing_message_ids_are_distinct_version_4_uuids(client: Any) -> None:
+    batch = [{"type": "track", "userId": "u", "event": "E"} for _ in range(40)]
+    await client.request("/v1/batch", {"batch": batch})
+    ids = [uuid.UUID(event["messageId"]) for event in client.context.events]
+    assert len(set(ids)) == 40
+    assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
+    assert [str(i) for i in ids] == [event["messageId"] for event in client.context.events]
 
 
 async def test_client_message_id_is_kept(client: Any) -> None:

@@ -12,22 +12,26 @@ validated against the contract's event model, and the server fields are set:
   ``receivedAt - (sentAt - originalTimestamp)``, as Segment does. Without ``sentAt`` it is
   ``originalTimestamp``; without either (or when they cannot be parsed), ``receivedAt``.
 
-Validation uses ``msgspec.convert`` into the contract's Structs (the single source of the
-rules) but stores the client's own dict, with ids normalised to strings, so unknown fields
+Times are written as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, truncated to the millisecond.
+
+Validation follows the contract's event model (the single source of the rules): the items
+of a request are converted in one call into Structs derived from it (``_fastcheck``), and
+an item that path does not accept is checked by the contract itself, which gives the reason.
+What is stored is the client's own dict, with ids normalised to strings, so unknown fields
 survive and no event is rebuilt field by field on the hot path.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from headwater_spec import EVENT_CLASSES, EVENT_TYPES, EventError, Rejection, event_from_dict
 
-from ._fastcheck import as_id, fast_check
+from ._fastcheck import accepts, as_id, convert_batch, fast_check
 
 _json = msgspec.json.Encoder()
 _USER_IDS = ("userId", "anonymousId")
@@ -45,11 +49,6 @@ class Prepared(msgspec.Struct):
     errors: list[dict[str, Any]]
 
 
-def iso(moment: datetime) -> str:
-    """UTC, millisecond precision, with a ``Z``: the form the SDKs send."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 time as an aware datetime (naive means UTC); None when not one."""
     if not isinstance(value, str) or not value:
@@ -62,9 +61,11 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _merge(item: dict[str, Any], key: str, batch_level: dict[str, Any]) -> None:
+    """The item's own keys win. An item without the key gets the batch's dict itself, not a
+    copy: nothing changes an event once it is prepared (the log encodes it as it is)."""
     own = item.get(key)
     if own is None:
-        item[key] = dict(batch_level)
+        item[key] = batch_level
     elif isinstance(own, dict):
         item[key] = {**batch_level, **own}
 
@@ -77,17 +78,23 @@ MIN_MS, MAX_MS = MIN_SECOND * 1000, MAX_SECOND * 1000 + 999
 _MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MS = timedelta(milliseconds=1)
+
+
 def to_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch (a double holds them exactly for every ISO year)."""
-    return round(moment.timestamp() * 1000)
+    """Milliseconds since the epoch, truncated (as the written form is: ``.mmm``); a naive
+    time is UTC."""
+    return (moment - (_EPOCH if moment.tzinfo is not None else _NAIVE_EPOCH)) // _MS
 
 
 class Preparer:
     """Prepares the items of one request; holds what the items share.
 
-    Times are handled as integer milliseconds and written back by a per-request cache of
-    the ``YYYY-MM-DDTHH:MM:SS`` prefix per second: formatting a datetime per event was the
-    largest cost of the hot path, and the events of one batch share few seconds.
+    Times are handled as integer milliseconds and written back through a cache of the
+    ``YYYY-MM-DDTHH:MM:SS`` prefix per second: formatting a datetime per event was the
+    largest cost of the hot path, and events (and requests) share few seconds.
     """
 
     def __init__(
@@ -104,58 +111,72 @@ class Preparer:
         received_at = received_at.replace(microsecond=received_at.microsecond // 1000 * 1000)
         self.received_at = received_at
         self.received_ms = to_ms(received_at)
-        self._prefixes: dict[int, str] = {}
-        self.received_iso = self.format_ms(self.received_ms)
+        self.received_iso = format_ms(self.received_ms)
         self.max_event_bytes = max_event_bytes
         self.check_sizes = body_bytes > max_event_bytes
         self.kind = kind
         self.batch_context = batch_context or None
         self.batch_integrations = batch_integrations or None
         self.batch_sent_at = batch_sent_at
-        self._sent_cache: dict[str, int | None] = {}
-        self.batch_sent_ms = self._sent_ms(batch_sent_at)
-
-    def format_ms(self, ms: int) -> str:
-        """ISO 8601 UTC with milliseconds and ``Z``; None-safe callers check the range."""
-        second, milli = divmod(ms, 1000)
-        prefix = self._prefixes.get(second)
-        if prefix is None:
-            moment = datetime.fromtimestamp(second, UTC)
-            prefix = self._prefixes[second] = moment.strftime("%Y-%m-%dT%H:%M:%S")
-            if moment.year < 1000:  # strftime drops leading zeros of small years
-                prefix = self._prefixes[second] = moment.isoformat()[:19]
-        return prefix + _MILLIS[milli]
-
-    def event_size(self, item: Any) -> int:
-        """The JSON size of an item (only computed when the body could hold a big one)."""
-        return len(_json.encode(item)) if self.check_sizes else 0
+        self._skews: dict[str, int] = {}
+        self.batch_skew_ms = self._skew_ms(batch_sent_at)
+        self._ids: list[str] = []
 
     def prepare(self, items: list[Any]) -> Prepared:
         out = Prepared([], [], [])
+        if self.kind is not None:
+            for item in items:
+                if type(item) is dict:
+                    item["type"] = self.kind
+        converted = convert_batch(items)
         events_append = out.events.append
+        check_sizes, batch_context, batch_integrations = (
+            self.check_sizes,
+            self.batch_context,
+            self.batch_integrations,
+        )
         for index, item in enumerate(items):
-            reason = self._prepare_one(item)
-            if reason is None:
-                events_append(item)
+            # Flat on purpose: this runs once per event and call overhead shows.
+            if type(item) is not dict:
+                self._reject(out, index, item, "an event must be a JSON object")
                 continue
-            out.rejections.append(Rejection(reason=reason, raw=item))
-            if len(out.errors) < MAX_ERRORS_SHOWN:
-                out.errors.append({"index": index, "message": reason})
+            if "writeKey" in item:
+                del item["writeKey"]
+            if check_sizes:
+                size = len(_json.encode(item))
+                if size > self.max_event_bytes:
+                    reason = (
+                        f"the event is {size} bytes, over the {self.max_event_bytes}-byte limit"
+                    )
+                    self._reject(out, index, item, reason)
+                    continue
+            event = None if converted is None else converted[index]
+            if event is None or not accepts(event):
+                why = self._prepare_checked(item)
+                if why is None:
+                    events_append(item)
+                else:
+                    self._reject(out, index, item, why)
+                continue
+            if batch_context is not None:
+                _merge(item, "context", batch_context)
+            if batch_integrations is not None:
+                _merge(item, "integrations", batch_integrations)
+            self._stamp(
+                item, event.messageId, event.sentAt, event.originalTimestamp or event.timestamp
+            )
+            events_append(item)
         return out
 
-    def _prepare_one(self, item: Any) -> str | None:
-        """Prepare ``item`` in place; return why it is rejected, or None.
+    @staticmethod
+    def _reject(out: Prepared, index: int, item: Any, reason: str) -> None:
+        out.rejections.append(Rejection(reason=reason, raw=item))
+        if len(out.errors) < MAX_ERRORS_SHOWN:
+            out.errors.append({"index": index, "message": reason})
 
-        One flat function on purpose: it runs once per event and call overhead shows."""
-        if type(item) is not dict:
-            return "an event must be a JSON object"
-        item.pop("writeKey", None)
-        if self.kind is not None:
-            item["type"] = self.kind
-        if self.check_sizes:
-            size = self.event_size(item)
-            if size > self.max_event_bytes:
-                return f"the event is {size} bytes, over the {self.max_event_bytes}-byte limit"
+    def _prepare_checked(self, item: dict[str, Any]) -> str | None:
+        """The path for an item the fast path did not accept: the contract decides, and
+        numeric ids are normalised to strings."""
         kind = item.get("type")
         cls = EVENT_CLASSES.get(kind) if type(kind) is str else None
         if cls is None:
@@ -164,7 +185,7 @@ class Preparer:
             _merge(item, "context", self.batch_context)
         if self.batch_integrations is not None:
             _merge(item, "integrations", self.batch_integrations)
-        event = fast_check(item, kind)
+        event = fast_check(item, cls.event_type)
         if event is None:
             try:
                 event = event_from_dict(item)
@@ -175,48 +196,91 @@ class Preparer:
             value = get(name)
             if value is not None and type(value) is not str:
                 item[name] = as_id(getattr(event, name))
+        self._stamp(
+            item, get("messageId"), get("sentAt"), get("originalTimestamp") or get("timestamp")
+        )
+        return None
 
-        # server fields
-        if not get("messageId"):
-            item["messageId"] = str(uuid.uuid4())
+    def _stamp(
+        self, item: dict[str, Any], message_id: Any, sent_raw: Any, original_raw: Any
+    ) -> None:
+        """Set the server fields of a valid event (see the module docstring)."""
+        if not message_id:
+            item["messageId"] = self._new_id()
         received_iso = self.received_iso
         item["receivedAt"] = received_iso
-        sent_raw = get("sentAt")
         if sent_raw is None:
             sent_raw = self.batch_sent_at
             if sent_raw is not None:
                 item["sentAt"] = sent_raw
-            sent = self.batch_sent_ms
+            skew = self.batch_skew_ms
         else:
-            sent = self._sent_ms(sent_raw)
-        original_raw = get("originalTimestamp") or get("timestamp")
+            skew = self._skew_ms(sent_raw)
         if original_raw is None:
             item["timestamp"] = received_iso
-            return None
+            return
         item["originalTimestamp"] = original_raw
         try:
             original = _fromisoformat(original_raw)
         except (TypeError, ValueError):
             item["timestamp"] = received_iso
-            return None
-        if original.tzinfo is None:
-            original = original.replace(tzinfo=UTC)
-        timestamp = round(original.timestamp() * 1000)
-        if sent is not None:
-            timestamp = self.received_ms - (sent - timestamp)
+            return
+        timestamp = (original - (_EPOCH if original.tzinfo is not None else _NAIVE_EPOCH)) // _MS
+        timestamp += skew
         if not MIN_MS <= timestamp <= MAX_MS:
             item["timestamp"] = received_iso
-            return None
+            return
         second, milli = divmod(timestamp, 1000)
-        prefix = self._prefixes.get(second)
-        item["timestamp"] = self.format_ms(timestamp) if prefix is None else prefix + _MILLIS[milli]
-        return None
+        prefix = _PREFIXES.get(second)
+        item["timestamp"] = format_ms(timestamp) if prefix is None else prefix + _MILLIS[milli]
 
-    def _sent_ms(self, value: Any) -> int | None:
-        if type(value) is not str:
-            return None
-        cached = self._sent_cache.get(value, -1)
-        if cached == -1:
-            moment = parse_time(value)
-            cached = self._sent_cache[value] = None if moment is None else to_ms(moment)
-        return cached
+    def _new_id(self) -> str:
+        """A random (version 4) UUID; the random bytes of a request are read at once."""
+        if not self._ids:
+            self._ids = uuid4_strings(16)
+        return self._ids.pop()
+
+    def _skew_ms(self, sent_at: Any) -> int:
+        """``receivedAt - sentAt`` in ms, what corrects the client's clock; 0 when
+        ``sentAt`` is not a time."""
+        if type(sent_at) is not str:
+            return 0
+        skew = self._skews.get(sent_at)
+        if skew is None:
+            moment = parse_time(sent_at)
+            skew = self._skews[sent_at] = 0 if moment is None else self.received_ms - to_ms(moment)
+        return skew
+
+
+_PREFIXES: dict[int, str] = {}
+"""``YYYY-MM-DDTHH:MM:SS`` by epoch second, shared by all requests (bounded)."""
+MAX_PREFIXES = 4096
+
+
+def format_ms(ms: int) -> str:
+    """ISO 8601 UTC with milliseconds and ``Z``; callers keep ``ms`` in the ISO range."""
+    second, milli = divmod(ms, 1000)
+    prefix = _PREFIXES.get(second)
+    if prefix is None:
+        moment = datetime.fromtimestamp(second, UTC)
+        prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if moment.year < 1000:  # strftime drops leading zeros of small years
+            prefix = moment.isoformat()[:19]
+        if len(_PREFIXES) >= MAX_PREFIXES:
+            _PREFIXES.clear()
+        _PREFIXES[second] = prefix
+    return prefix + _MILLIS[milli]
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def uuid4_strings(count: int) -> list[str]:
+    """``count`` random UUIDs (version 4, RFC 9562 variant) as strings, from one read of
+    ``os.urandom``: ``str(uuid.uuid4())`` costs ~3 us each, mostly that read."""
+    hexed = os.urandom(16 * count).hex()
+    out = []
+    for start in range(0, 32 * count, 32):
+        h = hexed[start : start + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return out
