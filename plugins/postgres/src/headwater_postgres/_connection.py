@@ -92,8 +92,9 @@ def connect_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
         "connect_timeout": settings.connect_timeout,
         "application_name": settings.application_name,
         # UTC sessions make timestamptz values (and the messageIds derived from them) the
-        # same whatever the server's default time zone is.
-        "options": "-c TimeZone=UTC",
+        # same whatever the server's default time zone is; ISO dates are what the source
+        # reads timestamps as text in.
+        "options": "-c TimeZone=UTC -c DateStyle=ISO",
     }
     if settings.password is not None:
         kwargs["password"] = settings.password

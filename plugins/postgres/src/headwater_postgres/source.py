@@ -5,7 +5,10 @@ however many rows match) over the incremental query of ``_source_sql`` and fetch
 ``fetch_size`` rows at a time. Each chunk's events are appended to the log together with the
 checkpoint of its last row in one durable step (``emit_and_checkpoint``), so after a crash
 the next pass starts exactly after the last row whose events are in the log: no gap, no
-duplicate. Between passes the source sleeps ``poll_interval`` seconds.
+duplicate. Chunks are stored strictly one after another, but while one is mapped to events
+the next is being fetched and the one before is being committed, so the server, the log's
+disk and this process work at once (at most two chunks of rows are held). Between passes the
+source sleeps ``poll_interval`` seconds.
 
 Known limit, as with every cursor-based reverse ETL (Airbyte, Census, Hightouch): a row
 committed late with a cursor value lower than one already read (a long transaction that set
@@ -21,8 +24,16 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.types.string import TextLoader
 
-from headwater_spec import CheckResult, ConnectorContext, ConnectorSpec, Source, SourceContext
+from headwater_spec import (
+    CheckResult,
+    ConnectorContext,
+    ConnectorSpec,
+    Event,
+    Source,
+    SourceContext,
+)
 
 from ._checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint
 from ._config_check import check_config
@@ -36,6 +47,7 @@ from ._connection import (
 from ._row_events import RowMapper
 from ._source_config import source_config
 from ._source_sql import base_query, incremental_query, probe_query
+from ._values import NOT_TEXT_LOADABLE, TEXT_LOADED
 
 CURSOR_NAME = "headwater_source"
 
@@ -68,7 +80,7 @@ class PostgresSource(Source):
             return CheckResult(ok=False, message=str(exc))
         try:
             await self._prepare(conn)
-            columns = await self._columns(conn)
+            columns, _ = await self._columns(conn)
         except PostgresError as exc:
             return CheckResult(ok=False, message=str(exc))
         except psycopg.Error as exc:
@@ -101,8 +113,8 @@ class PostgresSource(Source):
         """
         conn = await self._connection()
         try:
-            await self._columns(conn)
-            return await self._read(conn, ctx, checkpoint)
+            _, types = await self._columns(conn)
+            return await self._read(conn, ctx, checkpoint, types)
         except PostgresError:
             await self.close()
             raise
@@ -125,32 +137,68 @@ class PostgresSource(Source):
         conn: psycopg.AsyncConnection[Any],
         ctx: SourceContext,
         checkpoint: Checkpoint | None,
+        types: list[int],
     ) -> Checkpoint | None:
+        """One pass; ``types`` (the probe's column types) say whether the ``TEXT_LOADED``
+        types can be read as text (see ``_values``): not when an array or a range of them
+        would then come as text too."""
         opts = self.options
         query = incremental_query(opts, resume=checkpoint is not None)
         params = checkpoint.params() if checkpoint is not None else {}
+        as_text = NOT_TEXT_LOADABLE.isdisjoint(types)
         rows_read = emitted = 0
         async with conn.transaction(), conn.cursor(name=CURSOR_NAME) as cur:
+            if as_text:
+                for type_name in TEXT_LOADED:
+                    cur.adapters.register_loader(type_name, TextLoader)
             await cur.execute(query, params)
             assert cur.description is not None
             columns = [d.name for d in cur.description]
-            mapper = RowMapper(opts, columns, instance_id=self.context.instance_id)
-            while rows := await cur.fetchmany(opts.fetch_size):
-                events = mapper.events(rows)
-                cursor, keys = mapper.position(rows[-1])
-                checkpoint = Checkpoint(
-                    cursor_column=opts.cursor_column,
-                    key_columns=opts.tie_breakers,
-                    cursor=cursor,
-                    keys=keys,
+            found = [d.type_code for d in cur.description]
+            if as_text and not NOT_TEXT_LOADABLE.isdisjoint(found):
+                raise PostgresError(
+                    f"{self.who}: the column types of the {opts.query_key} changed during the "
+                    "pass; it is read again on the next one"
                 )
-                value = encode_checkpoint(checkpoint)
-                if events:
-                    await ctx.emit_and_checkpoint(events, value)
-                else:
-                    await ctx.save_checkpoint(value)
-                rows_read += len(rows)
-                emitted += len(events)
+            mapper = RowMapper(
+                opts,
+                columns,
+                instance_id=self.context.instance_id,
+                types=found,
+                as_text=as_text,
+            )
+            # While one chunk is mapped, the next is fetched and the one before is committed
+            # to the log: the server, the log's disk and this process work at once. Chunks
+            # are still stored one after another, each with its checkpoint.
+            fetching: asyncio.Future[list[Any]] | None = None
+            storing: asyncio.Future[None] | None = None
+            try:
+                rows = await cur.fetchmany(opts.fetch_size)
+                while rows:
+                    fetching = asyncio.ensure_future(cur.fetchmany(opts.fetch_size))
+                    await asyncio.sleep(0)  # lets it send the FETCH
+                    events = mapper.events(rows)
+                    cursor, keys = mapper.position(rows[-1])
+                    checkpoint = Checkpoint(
+                        cursor_column=opts.cursor_column,
+                        key_columns=opts.tie_breakers,
+                        cursor=cursor,
+                        keys=keys,
+                    )
+                    rows_read += len(rows)
+                    emitted += len(events)
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.ensure_future(
+                        _store(ctx, events, encode_checkpoint(checkpoint))
+                    )
+                    del events  # the log encodes them and lets them go
+                    rows = await fetching
+                    fetching = None
+                if storing is not None:
+                    await storing
+            finally:
+                await _settle(fetching, storing)
         self.rows_read += rows_read
         self.events_emitted += emitted
         if mapper.skipped:
@@ -165,8 +213,9 @@ class PostgresSource(Source):
             )
         return checkpoint
 
-    async def _columns(self, conn: psycopg.AsyncConnection[Any]) -> list[str]:
-        """The query's columns (from a LIMIT 0 run), checked against the mapping.
+    async def _columns(self, conn: psycopg.AsyncConnection[Any]) -> tuple[list[str], list[int]]:
+        """The query's columns and their type OIDs (from a LIMIT 0 run), checked against the
+        mapping.
 
         PostgresError names the config key at fault; a lost connection is left to the caller.
         """
@@ -174,6 +223,7 @@ class PostgresSource(Source):
             cur = await conn.execute(probe_query(self.options), {})
             assert cur.description is not None
             columns = [d.name for d in cur.description]
+            types = [d.type_code for d in cur.description]
         except psycopg.Error as exc:
             if conn.broken or conn.closed:
                 raise
@@ -186,7 +236,7 @@ class PostgresSource(Source):
             RowMapper(self.options, columns, instance_id=self.context.instance_id)
         except PostgresError as exc:
             raise PostgresError(f"{self.who}: {exc}") from None
-        return columns
+        return columns, types
 
     async def _unwrapped_error(self, conn: psycopg.AsyncConnection[Any]) -> psycopg.Error | None:
         """The syntax error of the query as the user wrote it (not wrapped in a subquery, which
@@ -228,3 +278,26 @@ class PostgresSource(Source):
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             await conn.close()
+
+
+async def _store(ctx: SourceContext, events: list[Event], checkpoint: bytes) -> None:
+    if events:
+        await ctx.emit_and_checkpoint(events, checkpoint)
+    else:
+        await ctx.save_checkpoint(checkpoint)
+
+
+async def _settle(
+    fetching: asyncio.Future[list[Any]] | None, storing: asyncio.Future[None] | None
+) -> None:
+    """After a failed or cancelled pass: stop a fetch in flight (psycopg cancels it on the
+    server) and let a chunk being committed finish, so the log holds whole chunks with their
+    checkpoint; their errors are the pass's, already raised."""
+    if fetching is not None and not fetching.done():
+        fetching.cancel()
+    tasks = [task for task in (fetching, storing) if task is not None]
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning
