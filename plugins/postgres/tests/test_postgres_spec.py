@@ -21,6 +21,7 @@ from headwater_postgres._column_types import (
     NUMERIC,
     TEXT,
     accept,
+    convert_column,
     infer,
     join,
     needs_widening,
@@ -178,6 +179,22 @@ def test_types_infer_join_widen_and_conflict_as_documented() -> None:
     assert accept("timestamptz", "2024-01-01T00:00:00Z") == datetime(2024, 1, 1, tzinfo=UTC)
     assert accept("timestamptz", "yesterday") is CONFLICT
     assert accept("tsvector", "x") is CONFLICT
+
+
+def test_batch_columns_convert_per_value_whatever_their_neighbours() -> None:
+    """The whole-column shortcuts (all strings, no NUL; each timestamp parsed once) give what
+    converting value by value gives."""
+    texts = ["a", None, "b\x00c", 3, {"k": 1}, ""]
+    assert convert_column(TEXT, texts) == (["a", None, "bc", "3", '{"k":1}', ""], [], False)
+    plain = ["a", None, "b"]
+    assert convert_column(TEXT, plain)[0] is plain
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    times = ["2024-01-01T00:00:00Z", "nope", None, "2024-01-01T00:00:00Z", ["x"], "nope"]
+    assert convert_column("timestamptz", times) == (
+        [when, None, None, when, None, None],
+        [1, 4, 5],
+        False,
+    )
 
 
 def test_events_built_by_the_source_survive_the_warehouse_row_builder() -> None:

@@ -144,10 +144,12 @@ def convert_column(column_type: str, values: list[Any], *, settled: bool = False
     return [None] * len(values), [i for i, v in enumerate(values) if v is not None], False
 
 
+_STR_OR_NONE = frozenset({str, type(None)})
+
+
 def _text_column(values: list[Any]) -> list[Any]:
-    if all(type(v) is str or v is None for v in values) and not any(
-        v is not None and "\x00" in v for v in values
-    ):
+    # Both checks run in C: the types present, then NUL in all the strings at once.
+    if set(map(type, values)) <= _STR_OR_NONE and "\x00" not in "".join(filter(None, values)):
         return values
     return [None if v is None else as_text(v) for v in values]
 
@@ -179,15 +181,27 @@ def _integer_column(values: list[Any], limit: int, settled: bool) -> Converted:
 
 
 def _time_column(values: list[Any]) -> Converted:
-    out = list(values)
+    # Parsed once per distinct value: a batch's receivedAt and sentAt are mostly shared.
+    parsed: dict[str, datetime | None] = {}
+    out: list[Any] = []
     conflicts: list[int] = []
     for i, v in enumerate(values):
-        if v is not None:
-            parsed = parse_time(v)
-            if parsed is None:
-                conflicts.append(i)
-            out[i] = parsed
+        if v is None:
+            out.append(None)
+            continue
+        if type(v) is str:
+            when = parsed.get(v, _UNPARSED)
+            if when is _UNPARSED:
+                when = parsed[v] = parse_time(v)
+        else:
+            when = parse_time(v)
+        if when is None:
+            conflicts.append(i)
+        out.append(when)
     return out, conflicts, False
+
+
+_UNPARSED: Final = object()
 
 
 def as_text(value: Any) -> str:

@@ -10,6 +10,7 @@ messageId) adds no row.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import psycopg
@@ -129,7 +130,7 @@ def prepare_rows(columns: Columns, rows: list[Row], *, settled: bool) -> Prepare
     for name in present:
         if name in _NOT_COPIED:
             continue
-        values = [row.get(name) for row in rows]
+        values = list(map(dict.get, rows, repeat(name)))
         column_type = columns.get(name)
         if column_type is None:
             if not settled and any(v is not None for v in values):

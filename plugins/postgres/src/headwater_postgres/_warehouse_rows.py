@@ -176,27 +176,32 @@ def _column(prefix: str, key: str, clash_prefix: str | None, leaf: bool) -> str:
     return name
 
 
-_shapes: dict[tuple[str, str | None, tuple[str, ...]], list[str]] = {}
+_shapes: dict[tuple[str, str | None, tuple[str, ...]], tuple[list[str], list[str]]] = {}
 
 
 def _flatten_into(row: Row, prefix: str, obj: dict[str, Any], clash_prefix: str | None) -> None:
     """Flattened ``obj`` into ``row``. Objects of one shape (the same keys in the same order,
-    the common case) share their list of column names, so most events cost one lookup."""
+    the common case) share their column names, and the prefixes of their keys' nested
+    objects, so most events cost one lookup per object."""
     keys = tuple(obj)
     shape = (prefix, clash_prefix, keys)
-    names = _shapes.get(shape)
-    if names is None:
-        names = [_column(prefix, key, clash_prefix, True) for key in keys]
+    found = _shapes.get(shape)
+    if found is None:
+        found = (
+            [_column(prefix, key, clash_prefix, True) for key in keys],
+            [_column(prefix, key, clash_prefix, False) for key in keys],
+        )
         if len(_shapes) < _NAMES_LIMIT:
-            _shapes[shape] = names
+            _shapes[shape] = found
+    names, prefixes = found
     values = obj.values()
     if dict not in map(type, values):
-        row.update(zip(names, values, strict=True))
+        row.update(zip(names, values, strict=False))  # names made from these very keys
         return
-    for name, key, value in zip(names, keys, values, strict=True):
+    for name, nested, value in zip(names, prefixes, values, strict=False):
         if type(value) is dict:
             if value:
-                _flatten_into(row, _column(prefix, key, clash_prefix, False), value, clash_prefix)
+                _flatten_into(row, nested, value, clash_prefix)
         else:
             row[name] = value
 

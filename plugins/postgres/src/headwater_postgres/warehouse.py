@@ -129,14 +129,18 @@ class PostgresWarehouse(Destination):
                 prepared.append((i, self.rows.rows(event)))
             except Exception as exc:
                 outcomes[i] = Rejected(reason=f"cannot turn the event into rows: {exc}")
-        ready = self.loader.prepare(_group(prepared))
+        grouped = _group(prepared)
+        ready = self.loader.prepare(grouped)
         async with self._lock:
             for attempt in (1, 2):
                 pending = [item for item in prepared if outcomes[item[0]] is None]
                 reused = self._conn is not None and not self._conn.closed
                 try:
                     conn = await self._connection()
-                    await self._load(conn, pending, outcomes, ready if attempt == 1 else None)
+                    if attempt == 1 and len(pending) == len(prepared):
+                        await self._load(conn, pending, outcomes, ready, grouped)
+                    else:
+                        await self._load(conn, pending, outcomes)
                 except PostgresError as exc:
                     reason = str(exc)
                 except psycopg.Error as exc:
@@ -159,12 +163,15 @@ class PostgresWarehouse(Destination):
         items: list[Prepared],
         outcomes: list[Outcome | None],
         ready: Ready | None = None,
+        grouped: Batch | None = None,
     ) -> None:
-        """Load ``items``; on a row-level error split them until the culprit stands alone."""
+        """Load ``items`` (``grouped``: their rows by table, when already grouped); on a
+        row-level error split them until the culprit stands alone."""
         if not items:
             return
         try:
-            self.rows_inserted += await self.loader.load(conn, _group(items), ready)
+            batch = grouped if grouped is not None else _group(items)
+            self.rows_inserted += await self.loader.load(conn, batch, ready)
         except _ROW_ERRORS as exc:
             if len(items) == 1:
                 outcomes[items[0][0]] = Rejected(reason=self._reason(exc))
