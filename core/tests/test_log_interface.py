@@ -212,6 +212,38 @@ def test_side_tables_put_get_delete_and_list_by_prefix(log: AnyLog) -> None:
         log.put_value(b"nope", b"k", b"v")
 
 
+def test_side_tables_count_page_and_walk_without_loading_the_table(log: AnyLog) -> None:
+    table = b"dead_letters"
+    mine = [b"webhook\x00" + seq_key(n) for n in range(1, 1201)]
+    log.write_batch([(table, b"mixpanel\x00" + seq_key(n), b"x") for n in (1, 5000)])
+    log.write_batch([(table, key, key[-2:]) for key in reversed(mine)])
+    log.delete_value(table, mine[7])
+    live = mine[:7] + mine[8:]
+    assert log.count(table, b"webhook\x00") == len(live)
+    assert log.count(table) == len(live) + 2
+    assert log.count(b"retries", b"webhook\x00") == 0
+    pages, after = [], None
+    while rows := log.page(table, b"webhook\x00", after=after, limit=250):
+        assert len(rows) <= 250
+        pages.append(rows)
+        after = rows[-1][0]
+    assert [k for rows in pages for k, _ in rows] == live
+    assert pages[0][0] == (mine[0], mine[0][-2:])
+    assert log.page(table, b"webhook\x00", after=live[-1], limit=10) == []
+    assert log.page(table, b"mixpanel\x00", after=b"", limit=1)[0][0].endswith(seq_key(1))
+    walked = [rows for rows in log.walk(table, b"webhook\x00", chunk=300)]
+    assert all(0 < len(rows) <= 300 for rows in walked)
+    assert sorted(k for rows in walked for k, _ in rows) == live
+    # Deleting what a chunk gave before asking for the next one is part of the contract.
+    seen = 0
+    for rows in log.walk(table, b"webhook\x00", chunk=300):
+        seen += len(rows)
+        log.write_batch([(table, key, None) for key, _ in rows])
+    assert seen == len(live)
+    assert log.count(table, b"webhook\x00") == 0
+    assert log.count(table) == 2
+
+
 async def test_side_ops_of_an_append_are_stored_with_its_events(log: AnyLog) -> None:
     result = await log.append(
         "postgres",

@@ -1,7 +1,8 @@
 """What every log backend derives the same way from its few primitives.
 
-A backend implements ``scan_raw``, ``get_value``, ``items`` and ``write_batch``; record
-decoding, named cursors and single-key writes follow from those and live here once.
+A backend implements ``scan_raw``, ``get_value``, ``items``, ``count``, ``page`` and
+``write_batch``; record decoding, named cursors, single-key writes and the chunked ``walk``
+of a table follow from those and live here once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import msgspec
 from ._records import LogRecord, key_seq, seq_key
 
 CURSORS = b"cursors"
+WALK_CHUNK = 1000
 _record_decoder = msgspec.msgpack.Decoder(LogRecord)
 
 
@@ -30,8 +32,37 @@ class DerivedLogMethods:
     def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         raise NotImplementedError
 
+    def count(self, table: bytes, prefix: bytes = b"") -> int:
+        """How many keys of the table start with ``prefix``, read without their values."""
+        raise NotImplementedError
+
+    def page(
+        self, table: bytes, prefix: bytes = b"", *, after: bytes | None = None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """The first ``limit`` (key, value) pairs, in key order, whose key starts with
+        ``prefix`` and sorts after ``after``; memory is bounded by ``limit``, not the table."""
+        raise NotImplementedError
+
     def write_batch(self, ops: Sequence[tuple[bytes, bytes, bytes | None]]) -> None:
         raise NotImplementedError
+
+    def walk(
+        self, table: bytes, prefix: bytes = b"", *, chunk: int = WALK_CHUNK
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        """The (key, value) pairs whose key starts with ``prefix``, ``chunk`` at a time, for
+        a pass over a large table in bounded memory. Every entry present when the walk
+        starts and not deleted meanwhile comes exactly once; entries written during the
+        walk may or may not come. The caller may delete what it was given before asking
+        for the next chunk. LMDB walks in key order, one short read per chunk."""
+        after: bytes | None = None
+        while True:
+            rows = self.page(table, prefix, after=after, limit=chunk)
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield rows
+            if len(rows) < chunk:
+                return
 
     def scan(self, start_seq: int = 1, end_seq: int | None = None) -> Iterator[LogRecord]:
         """Records with ``start_seq <= seq <= end_seq``, in order."""

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from ._derived import DerivedLogMethods
+from ._derived import WALK_CHUNK, DerivedLogMethods
 from ._errors import LogClosedError, LogError
 from ._jetstream_layout import ensure_bucket, ensure_stream, events_stream, rejected_stream
 from ._jetstream_publish import Outgoing, Publisher
@@ -506,6 +506,40 @@ class JetStreamLog(DerivedLogMethods):
     def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """(key, value) pairs of a side table whose key starts with ``prefix``, sorted."""
         return self._blocking(self._require_state().items(table, prefix))
+
+    def count(self, table: bytes, prefix: bytes = b"") -> int:
+        return self._blocking(self._require_state().count(table, prefix))
+
+    def page(
+        self, table: bytes, prefix: bytes = b"", *, after: bytes | None = None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """See ``StateBucket.page``: each page reads every key of the table (headers only)."""
+        return self._blocking(self._require_state().page(table, prefix, after, limit))
+
+    def walk(
+        self, table: bytes, prefix: bytes = b"", *, chunk: int = WALK_CHUNK
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        """One pass of one consumer over the table, in the bucket's order (not key order)."""
+        chunks = self._require_state().chunks(table, prefix)
+
+        async def step() -> list[tuple[bytes, bytes]] | None:
+            return await anext(chunks, None)
+
+        async def stop() -> None:
+            await chunks.aclose()
+
+        rows: list[tuple[bytes, bytes]] = []
+        try:
+            while (got := self._blocking(step())) is not None:
+                rows += got
+                while len(rows) >= chunk:
+                    yield rows[:chunk]
+                    rows = rows[chunk:]
+            if rows:
+                yield rows
+        finally:
+            if not self._closed:
+                self._blocking(stop())
 
     def write_batch(self, ops: Sequence[SideOp]) -> None:
         """Put (value) or delete (None) side-table keys, in order, each durable on return.

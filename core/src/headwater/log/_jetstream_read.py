@@ -53,6 +53,7 @@ class StreamReader:
         start_seq: int = 1,
         filter_subject: str | None = None,
         last_per_subject: bool = False,
+        headers_only: bool = False,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -60,6 +61,7 @@ class StreamReader:
         self._start_seq = max(start_seq, 1)
         self._filter = filter_subject
         self._last_per_subject = last_per_subject
+        self._headers_only = headers_only
         self._consumer = ""
         self._sub: Subscription | None = None
         self._chunk: list[StreamMessage] = []
@@ -85,6 +87,7 @@ class StreamReader:
             inactive_threshold=INACTIVE_THRESHOLD_S,
             mem_storage=True,
             num_replicas=1,
+            headers_only=self._headers_only or None,
         )
         try:
             info = await self._js.add_consumer(self.stream, config=config)

@@ -9,7 +9,8 @@ prefix is a safe state (dead letters before the cursor that passes them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import LogError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 SideOp = tuple[bytes, bytes, bytes | None]
 TABLES = (CURSORS, META, *SIDE_TABLES)
+READ_CHUNK = 1024
 
 
 def known(table: bytes) -> bytes:
@@ -75,10 +77,55 @@ class StateBucket:
             await self._retry(apply, f"writing {name}")
 
     async def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
-        """The table's live entries whose key starts with ``prefix``, sorted by key; read
-        through one short-lived consumer delivering the last value of each key."""
-        if self.kv is None:
+        """The table's live entries whose key starts with ``prefix``, sorted by key."""
+        out: list[tuple[bytes, bytes]] = []
+        async for chunk in self.chunks(table, prefix):
+            out += chunk
+        out.sort()
+        return out
+
+    async def count(self, table: bytes, prefix: bytes = b"") -> int:
+        """Live keys starting with ``prefix``, counted from a headers-only read."""
+        n = 0
+        async for chunk in self.chunks(table, prefix, keys_only=True):
+            n += len(chunk)
+        return n
+
+    async def page(
+        self, table: bytes, prefix: bytes, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """The first ``limit`` live entries after ``after`` in key order. The bucket keeps
+        no key order, so this reads every key of the table (headers only), keeps the
+        ``limit`` smallest, then gets their values: time grows with the table, memory
+        with ``limit``."""
+        if limit <= 0:
             return []
+        smallest: list[_Desc] = []  # the `limit` smallest keys so far, largest on top
+        async for chunk in self.chunks(table, prefix, keys_only=True):
+            for key, _ in chunk:
+                if after is not None and key <= after:
+                    continue
+                if len(smallest) < limit:
+                    heapq.heappush(smallest, _Desc(key))
+                elif key < smallest[0].key:
+                    heapq.heapreplace(smallest, _Desc(key))
+        keys = sorted(d.key for d in smallest)
+        out: list[tuple[bytes, bytes]] = []
+        for key in keys:
+            value = await self.get(table, key)
+            if value is not None:  # deleted since the read
+                out.append((key, value))
+        return out
+
+    async def chunks(
+        self, table: bytes, prefix: bytes = b"", *, keys_only: bool = False
+    ) -> AsyncGenerator[list[tuple[bytes, bytes]]]:
+        """The table's live entries whose key starts with ``prefix``, in chunks, in the
+        bucket's (write) order, through one short-lived consumer delivering the last value
+        of each key (``keys_only``: headers only, the values come back empty). Entries
+        written during the read come too."""
+        if self.kv is None:
+            return
         pre = f"$KV.{self.bucket}."
         reader = StreamReader(
             self._nc,
@@ -86,22 +133,36 @@ class StateBucket:
             f"KV_{self.bucket}",
             filter_subject=f"{pre}{table_token(known(table))}.>",
             last_per_subject=True,
+            headers_only=keys_only,
         )
-        out: list[tuple[bytes, bytes]] = []
         try:
-            if await reader.open():
-                while True:
-                    chunk = await reader.fetch(1024)
-                    for message in chunk:
-                        op = (message.headers or {}).get("KV-Operation")
-                        if op in ("DEL", "PURGE"):
-                            continue
-                        _table, key = split_kv_key(message.subject[len(pre) :])
-                        if key.startswith(prefix):
-                            out.append((key, message.data))
-                    if not chunk or reader.pending == 0:
-                        break
+            if not await reader.open():
+                return
+            while True:
+                chunk = await reader.fetch(READ_CHUNK)
+                out: list[tuple[bytes, bytes]] = []
+                for message in chunk:
+                    op = (message.headers or {}).get("KV-Operation")
+                    if op in ("DEL", "PURGE"):
+                        continue
+                    _table, key = split_kv_key(message.subject[len(pre) :])
+                    if key.startswith(prefix):
+                        out.append((key, b"" if keys_only else message.data))
+                if out:
+                    yield out
+                if not chunk or reader.pending == 0:
+                    break
         finally:
             await reader.close()
-        out.sort()
-        return out
+
+
+class _Desc:
+    """Orders keys in reverse, so heapq's min-heap keeps the largest of the smallest on top."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.key > other.key

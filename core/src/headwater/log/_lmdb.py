@@ -399,18 +399,46 @@ class LmdbLog(DerivedLogMethods):
             return None if raw is None else bytes(raw)
 
     def items(self, table: bytes, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        return self.page(table, prefix, limit=1 << 62)
+
+    def count(self, table: bytes, prefix: bytes = b"") -> int:
         db = self._db(table)
         if db is None:
-            return []
+            return 0
+        n = 0
+        size = len(prefix)
+        with self._read() as txn:
+            if not prefix:
+                return int(txn.stat(db)["entries"])
+            with txn.cursor(db=db) as cur:
+                if not cur.set_range(prefix):
+                    return 0
+                for key in cur.iternext(keys=True, values=False):
+                    if key[:size] != prefix:
+                        break
+                    n += 1
+        return n
+
+    def page(
+        self, table: bytes, prefix: bytes = b"", *, after: bytes | None = None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        db = self._db(table)
         out: list[tuple[bytes, bytes]] = []
+        if db is None or limit <= 0:
+            return out
+        start = prefix if after is None or after < prefix else after
         with self._read() as txn, txn.cursor(db=db) as cur:
-            if not cur.set_range(prefix):
+            if not cur.set_range(start):
                 return out
             for key, value in cur:
                 k = bytes(key)
                 if not k.startswith(prefix):
                     break
+                if after is not None and k <= after:
+                    continue
                 out.append((k, bytes(value)))
+                if len(out) >= limit:
+                    break
         return out
 
     def write_batch(self, ops: Sequence[tuple[bytes, bytes, bytes | None]]) -> None:
