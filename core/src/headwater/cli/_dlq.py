@@ -18,13 +18,15 @@ import click
 from ..daemon import read_runfile
 from ..log import iso_us
 from ..router import (
+    PAGE_LIMIT,
     DeadLetter,
     count_dead_letters,
-    list_dead_letters,
+    dead_letter_page,
     pending_redrive,
     purge_dead_letters,
     request_redrive,
 )
+from ..router._deadletters import MAX_PAGE_LIMIT
 from ..router._status import pid_alive
 from ._common import config_option, format_option, open_log, print_json
 from ._destinations import data_dir_option, load, require_destination
@@ -56,33 +58,54 @@ def _view(letter: DeadLetter) -> dict[str, Any]:
 @config_option
 @format_option
 @data_dir_option
-@click.option("--limit", type=int, default=None, help="Show at most this many (oldest first).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE_LIMIT),
+    default=PAGE_LIMIT,
+    show_default=True,
+    help="Show at most this many (one page, oldest first).",
+)
+@click.option(
+    "--after", type=click.IntRange(min=0), default=None, metavar="SEQ",
+    help="Start after this seq: the `next` of the previous page.",
+)  # fmt: skip
 def list_command(
-    destination: str, config_path: Path | None, fmt: str, data_dir: Path | None, limit: int | None
+    destination: str,
+    config_path: Path | None,
+    fmt: str,
+    data_dir: Path | None,
+    limit: int,
+    after: int | None,
 ) -> None:
-    """The dead letters of DESTINATION, oldest event first, with the reason."""
+    """The dead letters of DESTINATION, oldest event first, with the reason, a page at a
+    time (the next page: --after the seq the page ends with, `next` in JSON)."""
     config = load(config_path, data_dir)
     require_destination(config, destination)
     with open_log(config, readonly=True) as log:
-        letters = list_dead_letters(log, destination, limit=limit)
+        page = dead_letter_page(log, destination, limit=limit, after=after)
         request = pending_redrive(log, destination)
     if fmt == "json":
         print_json(
             {
                 "destination": destination,
-                "dead_letters": [_view(d) for d in letters],
+                "dead_letters": [_view(d) for d in page.letters],
+                "next": page.next,
                 "redrive_requested": request is not None,
             }
         )
         return
-    if not letters:
-        click.echo(f"{destination}: no dead letters")
-    for d in letters:
+    if not page.letters:
+        click.echo(
+            f"{destination}: no dead letters" + (f" after seq {after}" if after is not None else "")
+        )
+    for d in page.letters:
         event = d.event
         click.echo(
             f"seq {d.seq}  {iso_us(d.last_attempt_at)}  {event.get('type')} "
             f"{event.get('messageId')}  attempts={d.attempts}  {d.reason}"
         )
+    if page.next is not None:
+        click.echo(f"more: headwater dlq list {destination} --limit {limit} --after {page.next}")
     if request is not None:
         click.echo(f"a redrive was requested at {iso_us(request.requested_at)} and is pending")
 

@@ -50,7 +50,7 @@ from ._jetstream_layout import ensure_bucket, ensure_stream, events_stream, reje
 from ._jetstream_publish import Outgoing, Publisher
 from ._jetstream_read import StreamMessage, StreamReader
 from ._jetstream_retry import Retrier
-from ._jetstream_state import StateBucket
+from ._jetstream_state import READ_CHUNK, StateBucket
 from ._lmdb import META, iso_us, now_us
 from ._loop_thread import LoopThread
 from ._nats_connect import NatsOptions, connect, servers_text
@@ -520,7 +520,7 @@ class JetStreamLog(DerivedLogMethods):
         self, table: bytes, prefix: bytes = b"", *, chunk: int = WALK_CHUNK
     ) -> Iterator[list[tuple[bytes, bytes]]]:
         """One pass of one consumer over the table, in the bucket's order (not key order)."""
-        chunks = self._require_state().chunks(table, prefix)
+        chunks = self._require_state().chunks(table, prefix, fetch=min(chunk, READ_CHUNK))
 
         async def step() -> list[tuple[bytes, bytes]] | None:
             return await anext(chunks, None)

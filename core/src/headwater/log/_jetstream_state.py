@@ -118,12 +118,12 @@ class StateBucket:
         return out
 
     async def chunks(
-        self, table: bytes, prefix: bytes = b"", *, keys_only: bool = False
+        self, table: bytes, prefix: bytes = b"", *, keys_only: bool = False, fetch: int = READ_CHUNK
     ) -> AsyncGenerator[list[tuple[bytes, bytes]]]:
         """The table's live entries whose key starts with ``prefix``, in chunks, in the
         bucket's (write) order, through one short-lived consumer delivering the last value
         of each key (``keys_only``: headers only, the values come back empty). Entries
-        written during the read come too."""
+        written during the read come too. At most ``fetch`` messages are held at once."""
         if self.kv is None:
             return
         pre = f"$KV.{self.bucket}."
@@ -139,7 +139,7 @@ class StateBucket:
             if not await reader.open():
                 return
             while True:
-                chunk = await reader.fetch(READ_CHUNK)
+                chunk = await reader.fetch(fetch)
                 out: list[tuple[bytes, bytes]] = []
                 for message in chunk:
                     op = (message.headers or {}).get("KV-Operation")

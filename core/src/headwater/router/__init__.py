@@ -8,7 +8,10 @@ See ``_delivery.py`` for the loop, ``_lane.py`` for ordering, ``_state.py`` for 
 from ._batcher import Batcher, BatchLimits, estimate_json_size
 from ._context import InstanceContext
 from ._deadletters import (
+    PAGE_LIMIT,
+    DeadLetterPage,
     count_dead_letters,
+    dead_letter_page,
     list_dead_letters,
     pending_redrive,
     purge_dead_letters,
@@ -38,10 +41,12 @@ from ._watermark import Watermark
 __all__ = [
     "DEAD_LETTERS",
     "DESTINATIONS",
+    "PAGE_LIMIT",
     "RETRIES",
     "BatchLimits",
     "Batcher",
     "DeadLetter",
+    "DeadLetterPage",
     "DeliverySettings",
     "DestinationLoop",
     "DestinationRecord",
@@ -60,6 +65,7 @@ __all__ = [
     "Watermark",
     "count_dead_letters",
     "cursor_name",
+    "dead_letter_page",
     "delivery_settings",
     "estimate_json_size",
     "event_filter",

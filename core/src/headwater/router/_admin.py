@@ -2,13 +2,21 @@
 
 GET    /admin/destinations                           every destination's status
 GET    /admin/destinations/{id}                      one destination's status
-GET    /admin/destinations/{id}/dead-letters?limit=N its dead letters (default 100)
+GET    /admin/destinations/{id}/dead-letters?limit=N&after=SEQ
+                                                     a page of its dead letters (default 100,
+                                                     at most 10000), oldest first, after seq
+                                                     SEQ: {"dead_letters": [...], "next": seq}
+                                                     (``next`` null on the last page)
 POST   /admin/destinations/{id}/dead-letters/redrive re-queue them now: {"redriven": n}
 DELETE /admin/destinations/{id}/dead-letters         delete them: {"purged": n}
+
+Listing and purging read and write the log only and run in a worker thread, so a
+destination with millions of dead letters does not hold up the daemon's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import parse_qs
@@ -17,11 +25,22 @@ import msgspec
 
 from headwater_spec import HttpRequest, HttpResponse
 
+from ._deadletters import PAGE_LIMIT
 from ._delivery import StartError
 from ._router import Router, UnknownDestinationError
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
-DEFAULT_LIMIT = 100
+DEFAULT_LIMIT = PAGE_LIMIT
+
+
+def _whole(query: dict[str, list[str]], name: str) -> int | None:
+    raw = query.get(name, [""])[0]
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"`{name}` must be a whole number, got {raw!r}") from None
 
 
 class RouteAdder(Protocol):
@@ -29,10 +48,14 @@ class RouteAdder(Protocol):
 
 
 def add_admin_routes(routes: RouteAdder, router: Router) -> None:
-    def guard(call: Callable[[HttpRequest], object]) -> Handler:
+    def guard(call: Callable[[HttpRequest], object], *, in_thread: bool = False) -> Handler:
         async def handler(request: HttpRequest) -> HttpResponse:
             try:
-                return HttpResponse.json(msgspec.to_builtins(call(request)))
+                if in_thread:
+                    result = await asyncio.to_thread(call, request)
+                else:
+                    result = call(request)
+                return HttpResponse.json(msgspec.to_builtins(result))
             except UnknownDestinationError as exc:
                 return HttpResponse.error(404, "unknown_destination", str(exc))
             except StartError as exc:
@@ -52,13 +75,17 @@ def add_admin_routes(routes: RouteAdder, router: Router) -> None:
 
     def dead_letters(request: HttpRequest) -> object:
         query = parse_qs(request.query)
-        raw = query.get("limit", [str(DEFAULT_LIMIT)])[0]
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise ValueError(f"`limit` must be a whole number, got {raw!r}") from None
-        letters = router.dead_letters(request.params["id"], limit=limit)
-        return {"destination": request.params["id"], "dead_letters": letters}
+        limit = _whole(query, "limit")
+        page = router.dead_letters(
+            request.params["id"],
+            limit=DEFAULT_LIMIT if limit is None else limit,
+            after=_whole(query, "after"),
+        )
+        return {
+            "destination": request.params["id"],
+            "dead_letters": page.letters,
+            "next": page.next,
+        }
 
     def redrive(request: HttpRequest) -> object:
         return {
@@ -71,6 +98,6 @@ def add_admin_routes(routes: RouteAdder, router: Router) -> None:
 
     routes.add("GET", "/admin/destinations", guard(listing))
     routes.add("GET", "/admin/destinations/{id}", guard(one))
-    routes.add("GET", "/admin/destinations/{id}/dead-letters", guard(dead_letters))
+    routes.add("GET", "/admin/destinations/{id}/dead-letters", guard(dead_letters, in_thread=True))
     routes.add("POST", "/admin/destinations/{id}/dead-letters/redrive", guard(redrive))
-    routes.add("DELETE", "/admin/destinations/{id}/dead-letters", guard(purge))
+    routes.add("DELETE", "/admin/destinations/{id}/dead-letters", guard(purge, in_thread=True))

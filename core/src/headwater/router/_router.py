@@ -22,10 +22,10 @@ from ..config import Config, ConnectorInstance
 from ..log import AnyLog
 from ..plugins import ConnectorRegistry, UnknownConnectorError
 from ._context import InstanceContext
-from ._deadletters import list_dead_letters, purge_dead_letters
+from ._deadletters import PAGE_LIMIT, DeadLetterPage, dead_letter_page, purge_dead_letters
 from ._delivery import DeliverySettings, DestinationLoop, StartError
 from ._export import MetricsRegistry, RouterMetrics
-from ._records import DeadLetter, is_paused
+from ._records import is_paused
 from ._settings import SettingsError, delivery_settings, event_filter
 from ._status import DestinationStatus, read_status
 
@@ -201,9 +201,12 @@ class Router:
                 )
         return out
 
-    def dead_letters(self, destination: str, limit: int | None = None) -> list[DeadLetter]:
+    def dead_letters(
+        self, destination: str, *, limit: int = PAGE_LIMIT, after: int | None = None
+    ) -> DeadLetterPage:
+        """One page of the destination's dead letters (reads the log only: any thread)."""
         self.instance(destination)
-        return list_dead_letters(self.log, destination, limit=limit)
+        return dead_letter_page(self.log, destination, limit=limit, after=after)
 
     def redrive(self, destination: str) -> int:
         """Re-queue the destination's dead letters now (it must be running)."""
@@ -214,10 +217,10 @@ class Router:
         return loop.redrive()
 
     def purge(self, destination: str) -> int:
+        """Delete the destination's dead letters recorded up to now, a chunk per write,
+        whether or not it runs (the router keeps no dead letter in memory). Reads and
+        writes the log only: the admin API calls it from a worker thread."""
         self.instance(destination)
-        loop = self.loops.get(destination)
-        if loop is not None:
-            return loop.purge()
         return purge_dead_letters(self.log, destination)
 
     @property

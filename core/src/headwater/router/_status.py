@@ -79,14 +79,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _count(log: AnyLog, table: bytes, destination: str) -> tuple[int, int | None]:
-    """Entries of the destination in a per-event table, and the oldest received_at there."""
-    rows = log.items(table, event_prefix(destination))
-    oldest: int | None = None
-    if rows:
-        first = msgspec.msgpack.decode(rows[0][1])
-        oldest = first.get("received_at") if isinstance(first, dict) else None
-    return len(rows), oldest
+class _Received(msgspec.Struct):
+    received_at: int | None = None
+
+
+_received = msgspec.msgpack.Decoder(_Received)
+
+
+def _count(log: AnyLog, table: bytes, destination: str) -> int:
+    """Entries of the destination in a per-event table, counted from their keys alone (a
+    destination may hold millions)."""
+    return log.count(table, event_prefix(destination))
+
+
+def _oldest(log: AnyLog, table: bytes, destination: str) -> int | None:
+    """The received_at of the destination's first entry (lowest seq) in the table."""
+    rows = log.page(table, event_prefix(destination), limit=1)
+    return _received.decode(rows[0][1]).received_at if rows else None
 
 
 def read_status(
@@ -116,12 +125,11 @@ def read_status(
         lag_events = last_seq - cursor + 1
         head = log.get(max(cursor, log.first_seq()))
         oldest = head.received_at if head is not None else None
-    n_pending, pending_oldest = _count(log, RETRIES, destination)
-    if pending is not None:
-        n_pending = pending
+    n_pending = _count(log, RETRIES, destination) if pending is None else pending
+    pending_oldest = _oldest(log, RETRIES, destination) if n_pending else None
     if pending_oldest is not None and (oldest is None or pending_oldest < oldest):
         oldest = pending_oldest
-    n_dead, _ = _count(log, DEAD_LETTERS, destination)
+    n_dead = _count(log, DEAD_LETTERS, destination)
     if state is None:
         if not enabled:
             state = "disabled"

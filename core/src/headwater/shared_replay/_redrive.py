@@ -11,10 +11,14 @@ redriven event was delivered or dead-lettered again. Per-user order holds among 
 redriven events (the job's lanes), not relative to the destination's live traffic, as on
 LMDB.
 
-The conversion writes the job and its retries first and deletes the dead letters and the
-request after: a daemon killed in between leaves both, and the request is converted again
-(the events then go out twice: at least once). The caller holds a lease per destination
-(``=00redrive.<destination>``) so two daemons never convert one request at once.
+The conversion streams the dead letters in chunks (a destination may hold millions). It
+first writes the job, paused and marked as being converted (which reserves its id and
+keeps every daemon from running it), then its retries, then deletes the dead letters its
+retry keys name, and last sets it running and deletes the request. A daemon killed
+anywhere in between leaves the request and the marked job; the next conversion of the
+request resumes that job (rewriting the same retry keys), so every dead letter ends up
+redriven once. The caller holds a lease per destination (``=00redrive.<destination>``)
+so two daemons never convert one request at once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from headwater_spec import EventError, event_from_dict
 
 from ..log import JetStreamLog, now_us
 from ..replay import REPLAYS, ReplayJob
-from ..replay._jobs import next_job_id
+from ..replay._jobs import list_jobs, next_job_id
 from ..replay._records import encode_job, job_key, retry_namespace
 from ..router import DEAD_LETTERS, DESTINATIONS, RETRIES, PendingRecord
 from ..router._records import (
@@ -33,9 +37,12 @@ from ..router._records import (
     event_key,
     event_prefix,
     redrive_key,
+    seq_of_key,
 )
 
 SideOp = tuple[bytes, bytes, bytes | None]
+REDRIVE_CHUNK = 1000
+CONVERTING = "redrive request being converted (a daemon stopped doing it resumes it)"
 
 
 def redrive_requested(log: JetStreamLog, destination: str) -> bool:
@@ -44,45 +51,64 @@ def redrive_requested(log: JetStreamLog, destination: str) -> bool:
 
 async def redrive_as_job(log: JetStreamLog, destination: str) -> ReplayJob | None:
     """Turn the destination's pending redrive request into a running replay job (None
-    when there was no request, or nothing to redrive)."""
+    when there was no request, or nothing to redrive). Streams the dead letters in
+    chunks: memory does not grow with their number."""
     raw = log.get_value(DESTINATIONS, redrive_key(destination))
     if raw is None:
         return None
     up_to = decode_redrive(raw).requested_at
-    letters = []
-    for key, value in log.items(DEAD_LETTERS, event_prefix(destination)):
-        letter = decode_dead_letter(value)
-        if letter.last_attempt_at <= up_to:
-            letters.append((key, letter))
-    done: list[SideOp] = [(DESTINATIONS, redrive_key(destination), None)]
-    if not letters:
-        await log.awrite_batch(done)
-        return None
-    last = log.last_seq()
-    job = ReplayJob(
-        id=next_job_id(log),
-        destination=destination,
-        first_seq=last + 1,
-        last_seq=last,
-        state="running",
-        created_at=now_us(),
-        pending=len(letters),
-    )
-    namespace = retry_namespace(job.id)
-    ops: list[SideOp] = []
-    for _key, letter in letters:
-        pending = PendingRecord(
-            seq=letter.seq,
-            user=_user_of(letter.event),
-            source=letter.source,
-            received_at=letter.received_at,
-            event=letter.event,
+    job = _interrupted(log, destination)
+    if job is None:
+        last = log.last_seq()
+        job = ReplayJob(
+            id=next_job_id(log),
+            destination=destination,
+            first_seq=last + 1,
+            last_seq=last,
+            state="paused",
+            created_at=now_us(),
+            error=CONVERTING,
         )
-        ops.append((RETRIES, event_key(namespace, letter.seq), encode(pending)))
-    ops.append((REPLAYS, job_key(job.id), encode_job(job)))
-    await log.awrite_batch(ops)
-    await log.awrite_batch([(DEAD_LETTERS, key, None) for key, _ in letters] + done)
+        await log.awrite_batch([(REPLAYS, job_key(job.id), encode_job(job))])
+    namespace = retry_namespace(job.id)
+    for rows in log.walk(DEAD_LETTERS, event_prefix(destination), chunk=REDRIVE_CHUNK):
+        ops: list[SideOp] = []
+        for _key, value in rows:
+            letter = decode_dead_letter(value)
+            if letter.last_attempt_at > up_to:
+                continue
+            pending = PendingRecord(
+                seq=letter.seq,
+                user=_user_of(letter.event),
+                source=letter.source,
+                received_at=letter.received_at,
+                event=letter.event,
+            )
+            ops.append((RETRIES, event_key(namespace, letter.seq), encode(pending)))
+        if ops:
+            await log.awrite_batch(ops)
+    # Delete exactly the dead letters that became the job's retries (not those recorded
+    # since): the retry keys name them.
+    for rows in log.walk(RETRIES, event_prefix(namespace), chunk=REDRIVE_CHUNK):
+        await log.awrite_batch(
+            [(DEAD_LETTERS, event_key(destination, seq_of_key(key)), None) for key, _ in rows]
+        )
+    job.pending = log.count(RETRIES, event_prefix(namespace))
+    done: list[SideOp] = [(DESTINATIONS, redrive_key(destination), None)]
+    if not job.pending:
+        await log.awrite_batch([(REPLAYS, job_key(job.id), None), *done])
+        return None
+    job.state, job.error = "running", ""
+    await log.awrite_batch([(REPLAYS, job_key(job.id), encode_job(job)), *done])
     return job
+
+
+def _interrupted(log: JetStreamLog, destination: str) -> ReplayJob | None:
+    """The destination's redrive job whose conversion a stopped daemon left unfinished."""
+    for job in list_jobs(log):
+        if job.destination == destination and job.state == "paused" and job.error == CONVERTING:
+            return job
+    return None
 
 
 def _user_of(event: dict[str, object]) -> str:
