@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from postgres_testkit import HostContext
 
-from headwater_postgres import PostgresWarehouse
+from headwater_postgres import PostgresWarehouse, _warehouse_load
 from headwater_spec import (
     Alias,
     Delivered,
@@ -150,6 +150,38 @@ async def test_a_replayed_batch_adds_no_rows(make: Make, pg: psycopg.Connection[
     assert delivered(await make("another-instance").send(batch))
     assert pg.execute("SELECT count(*) FROM tracks").fetchone() == (300,)
     assert destination.rows_inserted == 300
+
+
+async def test_rows_another_writer_stored_are_not_duplicated_whichever_path_loads_them(
+    make: Make, pg: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is copied straight into the table; when some of it is there already (another
+    daemon stored it) the primary key stops the COPY and the batch lands through ON
+    CONFLICT; the next batches ask first what is stored, and if that check misses a row
+    stored just after it, the COPY fails again and ON CONFLICT still lands the batch once."""
+    batch = [track(order_id=f"o{i}") for i in range(100)]
+    other = make("other-daemon")
+    assert delivered(await other.send(batch[::3]))
+    destination = make()
+    assert delivered(await destination.send([track(order_id="warm-up")]))
+    assert delivered(await destination.send([*batch, batch[1]]))
+    assert destination.rows_inserted == 1 + 66
+    assert delivered(await destination.send(batch))  # asks first: nothing left to copy
+    assert destination.rows_inserted == 1 + 66
+
+    async def sees_nothing(
+        conn: Any, target: Any, at: int, values: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        return values
+
+    monkeypatch.setattr(_warehouse_load, "_not_stored", sees_nothing)
+    fresh = [track(order_id=f"n{i}") for i in range(5)]
+    assert delivered(await destination.send([*batch[:10], *fresh]))
+    assert destination.rows_inserted == 1 + 66 + 5
+    assert pg.execute("SELECT count(*), count(DISTINCT message_id) FROM tracks").fetchone() == (
+        106,
+        106,
+    )
 
 
 async def test_an_event_without_message_id_gets_a_stable_one_and_is_not_duplicated(

@@ -194,11 +194,9 @@ def _flatten_into(row: Row, prefix: str, obj: dict[str, Any], clash_prefix: str 
         if len(_shapes) < _NAMES_LIMIT:
             _shapes[shape] = found
     names, prefixes = found
-    values = obj.values()
-    if dict not in map(type, values):
-        row.update(zip(names, values, strict=False))  # names made from these very keys
-        return
-    for name, nested, value in zip(names, prefixes, values, strict=False):
+    # One pass assigning item by item: measured faster than row.update(zip(...)), which
+    # takes the slow path of dict.update for an iterable of pairs.
+    for name, nested, value in zip(names, prefixes, obj.values(), strict=False):
         if type(value) is dict:
             if value:
                 _flatten_into(row, nested, value, clash_prefix)

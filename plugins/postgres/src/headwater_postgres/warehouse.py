@@ -11,8 +11,9 @@ database's message; the rest are delivered.
 ``send`` may be called from several delivery lanes at once (the router's default is 4).
 Events are turned into rows and typed values outside the lock -- CPU work that overlaps
 another lane's time in the database; the database work runs under an ``asyncio.Lock`` on
-one connection, so DDL and the session's staging tables are never used by two batches at
-once. (A batch prepared for columns that changed meanwhile is prepared again inside.)
+one connection, so DDL and the check-then-COPY of ``_warehouse_load`` never interleave
+between two batches. (A batch prepared for columns that changed meanwhile is prepared
+again inside.)
 """
 
 from __future__ import annotations
