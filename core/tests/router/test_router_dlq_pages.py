@@ -21,8 +21,12 @@ from headwater.config import load_config
 from headwater.log import AnyLog, JetStreamLog, LmdbLog, now_us
 from headwater.log._nats_connect import NatsOptions
 from headwater.plugins import load_plugins
+from headwater.replay import REPLAYS, ReplayJob
+from headwater.replay._jobs import list_jobs, load_job
+from headwater.replay._records import encode_job, job_key, retry_namespace
 from headwater.router import (
     DEAD_LETTERS,
+    DESTINATIONS,
     RETRIES,
     DeadLetter,
     PendingRecord,
@@ -32,9 +36,11 @@ from headwater.router import (
     dead_letter_page,
     purge_dead_letters,
     read_status,
+    request_redrive,
 )
 from headwater.router._admin import add_admin_routes
-from headwater.router._records import encode, event_key
+from headwater.router._records import encode, event_key, event_prefix, redrive_key
+from headwater.shared_replay._redrive import CONVERTING, redrive_as_job
 from headwater_spec import HttpRequest
 
 pytestmark = pytest.mark.timeout(120)
@@ -268,3 +274,43 @@ def test_admin_api_pages_with_limit_and_after_and_purges(tmp_path: Path) -> None
         status, body = routes.call("DELETE", letters)
         assert (status, body["purged"]) == (200, 2_500)
         assert count_dead_letters(log, "hook") == 0
+
+
+async def test_jetstream_redrive_streams_into_a_job_and_resumes_an_interrupted_one(
+    nats_url: str,
+) -> None:
+
+    options = NatsOptions(servers=(nats_url,))
+    stream = f"hwtest-{uuid.uuid4().hex[:12]}"
+    log = JetStreamLog(options, stream)
+    try:
+        at = now_us() - 10_000_000
+        fill(log, "hook", range(1, 301), at)
+        request_redrive(log, "hook")
+        fill(log, "hook", range(400, 401), now_us() + 60_000_000)  # after the request
+        # A daemon was killed converting: the marked job and a third of its retries are
+        # written, and the first 50 of those dead letters already deleted.
+        job = ReplayJob(id="1", destination="hook", first_seq=1, last_seq=0, state="paused")
+        job.error = CONVERTING
+        namespace = retry_namespace("1")
+        parked = PendingRecord(seq=0, user="u", source="web", received_at=at, event={})
+        ops: list[tuple[bytes, bytes, bytes | None]] = [(REPLAYS, job_key("1"), encode_job(job))]
+        for seq in range(1, 101):
+            parked.seq = seq
+            ops.append((RETRIES, event_key(namespace, seq), encode(parked)))
+        ops += [(DEAD_LETTERS, event_key("hook", seq), None) for seq in range(1, 51)]
+        log.write_batch(ops)
+
+        resumed = await redrive_as_job(log, "hook")
+        assert resumed is not None and resumed.id == "1" and resumed.pending == 300
+        assert [j.id for j in list_jobs(log)] == ["1"]
+        stored = load_job(log, "1")
+        assert (stored.state, stored.error, stored.pending) == ("running", "", 300)
+        assert log.count(RETRIES, event_prefix(namespace)) == 300
+        assert [d.seq for d in dead_letter_page(log, "hook").letters] == [400]
+        assert log.get_value(DESTINATIONS, redrive_key("hook")) is None
+        assert await redrive_as_job(log, "hook") is None  # no request left
+    finally:
+        log.close()
+        with JetStreamLog(options, stream) as cleanup:
+            cleanup.drop()
