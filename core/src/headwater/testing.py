@@ -255,12 +255,14 @@ class DaemonProcess:
         self, destination: str, *, at_least: int = 1, timeout: float = 30.0
     ) -> list[dict[str, Any]]:
         """The dead letters of ``destination`` as `headwater dlq list --format json` shows
-        them, polled until there are ``at_least`` (or ``timeout`` passed: then what there is)."""
+        them (the first 10000, the largest page), polled until there are ``at_least`` (or
+        ``timeout`` passed: then what there is)."""
         deadline = time.monotonic() + timeout
         while True:
             listed = self.cli(
-                "dlq", "list", destination, "--format", "json", "--data-dir", str(self.data_dir)
-            )
+                "dlq", "list", destination, "--format", "json", "--limit", "10000",
+                "--data-dir", str(self.data_dir),
+            )  # fmt: skip
             if listed.returncode != 0:
                 raise AssertionError(f"`headwater dlq list` failed: {listed.stderr}")
             letters: list[dict[str, Any]] = msgspec.json.decode(listed.stdout)["dead_letters"]
