@@ -20,40 +20,62 @@ Writing ``BENCH_ROWS`` track events (6 properties, context with library/ip/user 
 messageIds each round) in batches of 5,000 (the spec's max_batch), each batch committed:
 
 - **warehouse**: ``PostgresWarehouse.send`` from 4 concurrent senders, as the router's 4
-  default delivery lanes call it (and from 1): flatten, type, binary COPY into the staging
-  table, ``INSERT ... ON CONFLICT (message_id) DO NOTHING`` into ``tracks``.
+  default delivery lanes call it (and from 1): flatten, type, binary COPY straight into
+  ``tracks`` (fresh messageIds: no conflict, so no staging table).
 - **raw COPY**: binary ``COPY ... FROM STDIN`` of the same rows, already flattened into
   tuples, straight into an identical table (same columns, same primary key), each batch
   committed. The raw limit of getting these rows into such a table.
-- **replay**: ``send`` of batches already loaded (every row a conflict): the cost of a replay.
+- **replay**: ``send`` of batches already loaded (every row stored): the first batch's COPY
+  fails on the primary key and goes through ON CONFLICT, the others ask which messageIds
+  are stored and copy nothing.
 
-Printed: figures per round and the median of each paired ratio (target >= 0.5 of COPY).
+Printed: figures per round, with the CPU time of this process per row or event (steadier
+than the rates on a shared machine), and the median of each paired ratio (target >= 0.5 of
+COPY). The process runs with the daemon's GC settings (``tune_gc_for_serving``), as the
+connectors do inside `headwater serve`.
 
-Measured on the 2-core development VM while other work shared it (single figures swing a
-lot, the paired ratios less), 100k rows:
+Measured on the 2-core development VM while other work shared it (load average 4-5 during
+the last runs: single figures swing a lot, the paired ratios less), 100k rows, two runs of
+3 rounds each, before (same benchmark, the connectors as of 4a7e7a3) and after this round:
 
-    source (events dropped)          60-83k rows/s
-    source into the LMDB log         27-60k rows/s
-    driver fetch (psycopg alone)    710-910k rows/s
-    raw COPY TO                     0.7-1.3M rows/s    source / COPY 0.06-0.10 (target 0.5: no)
-    warehouse, 4 lanes (1 lane)      27-48k (28-48k) events/s
-    raw COPY FROM, same table       110-235k rows/s    warehouse / COPY 0.17-0.26 (no)
-    replay (all conflicts)           42-55k events/s
+                                  before                   after
+    source (events dropped)       21-38k rows/s            83-138k rows/s
+      CPU per row                 16-21 us                 5.8-7.8 us
+    source into the LMDB log      12-25k rows/s            31-75k rows/s
+    driver fetch (psycopg alone)  144-273k rows/s          247-502k rows/s
+    raw COPY TO                   286-558k rows/s          409-726k rows/s
+      source / COPY (median)      0.07                     0.17, 0.23
+      into the log / COPY         0.05                     0.09, 0.14
+    warehouse, 4 lanes            18-25k events/s          31-53k events/s
+      CPU per event               14-19 us                 12-16 us
+    raw COPY FROM, same table     48-82k rows/s            60-180k rows/s
+      warehouse / COPY (median)   0.31 (1 lane 0.34)       0.31, 0.50 (1 lane 0.40, 0.43)
+      replay / COPY               0.38                     0.35, 0.44
 
-The target is not met, and cannot be with this shape. The source spends ~12 us per row in
-Python making an event (the messageId's SHA-1 ~1.3 us, ISO timestamps ~1 us each, the
-property dict, the Struct) while COPY hands a row over in ~1 us; even the driver alone,
-decoding rows into Python values, reaches only ~0.75 of COPY. Doing the mapping in SQL (the
-server building each event's JSON, msgspec decoding it) was measured at ~125k rows/s: the
-server then spends ~4.5 us per row on JSON, so it gains less than 2x while moving type
-conversions out of Python's control; not taken. For the warehouse, profiling led to
-converting values per column instead of per value, caching flattened column names per
-object shape, binary COPY into the staging table and typing values outside the lock (so
-lanes overlap): 20k -> 41-48k events/s. What is left: ~9 us per event of Python
-(flattening ~4, typing ~4, COPY framing ~1) and the staging design, which writes each row
-twice (staging, then the indexed, WAL-logged table) -- the price of ON CONFLICT, which COPY
-lacks (measured alone: staging ~1.7 us + INSERT ... SELECT ~10 us per row against ~9 us
-for COPY into the same table).
+(The brief that started this round quoted, from a quieter run of the old code: source 0.06,
+warehouse 0.20, 1 lane 0.24, replay 0.26.)
+
+The target is not met, and cannot be for the source with events built in Python. Where a
+row's ~6 us go (py-spy, and timeit of the pieces): the driver's fetch ~0.5-1 us (timestamps
+and numerics now read as the server's text, see ``_values``); the messageId ~1 us (SHA-1
+~0.45, its UUID text ~0.5); the Identify Struct with its validation ~0.65 us; the traits
+dict and value conversions ~0.7 us; cursor text and ISO timestamp ~0.3 us when rows share
+``updated_at``, ~1.5 us when every row's differs; the loop, checkpoint and async overhead
+the rest. COPY hands a row over in ~1.5 us, and the driver alone, decoding rows into Python
+values, reaches 0.44-0.73 of COPY: 0.5 would leave ~1.5 us per row for everything the
+connector does. Into the log, the daemon adds ~5 us per event (``event_to_dict``, msgpack,
+the LMDB commit) and an fsync per chunk: a larger ``fetch_size`` (5000) commits less often
+and measured ~1.5x faster there. Doing the mapping in SQL (the server building each event's
+JSON, msgspec decoding it) was measured earlier at ~125k rows/s: the server then spends
+~4.5 us per row on JSON; not taken.
+
+For the warehouse the ratio swings with the raw COPY it is paired with (0.31-0.50); the CPU
+per event is steadier: flattening an event into a row ~4.8 us (timeit), typing the batch's
+columns ~2.5 us, psycopg's COPY framing ~2-3 us, asyncio and bookkeeping the rest, while the
+server spends ~6-10 us per row on the COPY itself. The staging table + ``INSERT ... ON
+CONFLICT`` (each row written twice) is now used only after a primary-key conflict; asking
+first which messageIds are stored was measured at 10-14 us per event of query (about what it
+saved), so it is done only for tables that just met a conflict (replays).
 
 Run: ``uv run nox -s bench`` or ``uv run python benchmarks/bench_postgres.py``.
 Environment: ``BENCH_ROWS`` (default 100000), ``BENCH_ROUNDS`` (3),
@@ -78,7 +100,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from headwater.daemon import InstanceContext, Metrics
+from headwater.daemon import InstanceContext, Metrics, tune_gc_for_serving
 from headwater.log import LmdbLog
 from headwater_postgres import PostgresSource, PostgresWarehouse
 from headwater_postgres._warehouse_rows import RowBuilder
@@ -152,15 +174,16 @@ def teardown() -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
 
 
-async def time_source() -> float:
+async def time_source() -> tuple[float, float]:
+    """(rows/s, CPU microseconds of this process per row)."""
     source = PostgresSource(source_config(), Context())
     ctx = Context()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await source.read_pass(ctx, None)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await source.close()
     assert ctx.events == ROWS, ctx.events
-    return ROWS / elapsed
+    return ROWS / elapsed, cpu / ROWS * 1e6
 
 
 async def time_source_into_log() -> float:
@@ -243,9 +266,10 @@ def track_events(round_no: int) -> list[Event]:
 
 async def time_warehouse(
     events: list[Event], lanes: int, *, replay: bool = True
-) -> tuple[float, float]:
-    """(events/s of a first load, events/s of sending the same again or 0), with ``lanes``
-    concurrent senders as the router's delivery lanes are (its default is 4)."""
+) -> tuple[float, float, float]:
+    """(events/s of a first load, events/s of sending the same again or 0, CPU microseconds
+    of this process per event of the first load), with ``lanes`` concurrent senders as the
+    router's delivery lanes are (its default is 4)."""
     destination = PostgresWarehouse(
         {"dsn": DSN, "schema": SCHEMA + "_wh"},
         Context(),
@@ -258,12 +282,15 @@ async def time_warehouse(
             assert all(type(o).__name__ == "Delivered" for o in outcomes), outcomes[:1]
 
     figures = [0.0, 0.0]
+    cpu = 0.0
     for n in range(2 if replay else 1):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(lane(batches[n::lanes]) for n in range(lanes)))
         figures[n] = len(events) / (time.perf_counter() - started)
+        if n == 0:
+            cpu = (time.process_time() - cpu_started) / len(events) * 1e6
     await destination.close()
-    return figures[0], figures[1]
+    return figures[0], figures[1], cpu
 
 
 async def time_copy_in(events: list[Event], round_no: int) -> float:
@@ -305,30 +332,32 @@ async def time_copy_in(events: list[Event], round_no: int) -> float:
 async def main() -> None:
     print(f"PostgreSQL connectors, {ROWS:,} rows, {ROUNDS} rounds; {DSN.split('@')[-1]}")
     setup()
+    tune_gc_for_serving()  # as `headwater serve` does once started
     try:
         await time_source()  # warm the server's cache and the code paths
         await time_warehouse(track_events(-1)[:BATCH], 1, replay=False)
         read: list[tuple[float, ...]] = []
         write: list[tuple[float, ...]] = []
         for n in range(ROUNDS):
-            source = await time_source()
+            source, source_cpu = await time_source()
             logged = await time_source_into_log()
             copy_out = await time_copy_out()
             fetch = await time_driver_fetch()
             read.append((source, logged, copy_out, fetch))
             print(
-                f"  read  round {n + 1}: source {source:>9,.0f} rows/s | into log "
-                f"{logged:>9,.0f} | raw COPY {copy_out:>11,.0f} | driver fetch {fetch:>9,.0f}"
+                f"  read  round {n + 1}: source {source:>9,.0f} rows/s ({source_cpu:.1f} us "
+                f"CPU/row) | into log {logged:>9,.0f} | raw COPY {copy_out:>11,.0f} | "
+                f"driver fetch {fetch:>9,.0f}"
             )
             events = track_events(n)
-            warehouse, replay = await time_warehouse(events, 4)
-            single, _ = await time_warehouse(track_events(n + 1000), 1, replay=False)
+            warehouse, replay, warehouse_cpu = await time_warehouse(events, 4)
+            single, _, _ = await time_warehouse(track_events(n + 1000), 1, replay=False)
             copy_in = await time_copy_in(events, n)
             write.append((warehouse, copy_in, replay, single))
             print(
-                f"  write round {n + 1}: warehouse {warehouse:>7,.0f} events/s (1 lane "
-                f"{single:>7,.0f}) | raw COPY {copy_in:>9,.0f} rows/s | replay "
-                f"{replay:>9,.0f} events/s"
+                f"  write round {n + 1}: warehouse {warehouse:>7,.0f} events/s "
+                f"({warehouse_cpu:.1f} us CPU/event; 1 lane {single:>7,.0f}) | raw COPY "
+                f"{copy_in:>9,.0f} rows/s | replay {replay:>9,.0f} events/s"
             )
     finally:
         teardown()
