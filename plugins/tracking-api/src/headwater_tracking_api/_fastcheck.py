@@ -32,7 +32,7 @@ OBJECT_FIELDS = frozenset({"context", "integrations", "properties", "traits"})
 """The contract's ``dict[str, Any]`` fields: checked to be objects, not converted."""
 
 
-class _Object(msgspec.Struct, frozen=True):
+class _Object(msgspec.Struct, frozen=True, gc=False):
     """Any JSON object (string keys, values unchecked): what ``dict[str, Any]`` accepts."""
 
 
@@ -54,8 +54,9 @@ def _derive(kind: str, cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
             )
         else:
             fields.append((field.name, field.type))
+    # gc=False: they hold only scalars, so no cycles; allocating them is cheaper untracked
     return msgspec.defstruct(
-        f"Fast{cls.__name__}", fields, kw_only=True, tag=kind, tag_field="type"
+        f"Fast{cls.__name__}", fields, kw_only=True, tag=kind, tag_field="type", gc=False
     )
 
 

@@ -24,7 +24,7 @@ survive and no event is rebuilt field by field on the hot path.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -32,12 +32,12 @@ import msgspec
 from headwater_spec import EVENT_CLASSES, EVENT_TYPES, EventError, Rejection, event_from_dict
 
 from ._fastcheck import accepts, as_id, convert_batch, fast_check
+from ._times import MAX_MS, MILLIS_Z, MIN_MS, SECOND_PREFIXES, epoch_ms, format_ms, to_ms
 
 _json = msgspec.json.Encoder()
 _USER_IDS = ("userId", "anonymousId")
 _ALL_IDS = ("userId", "anonymousId", "groupId", "previousId")
 _MORE_IDS = frozenset({EVENT_CLASSES["group"], EVENT_CLASSES["alias"]})
-_fromisoformat = datetime.fromisoformat
 MAX_ERRORS_SHOWN = 10
 
 
@@ -47,17 +47,6 @@ class Prepared(msgspec.Struct):
     events: list[dict[str, Any]]
     rejections: list[Rejection]
     errors: list[dict[str, Any]]
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 time as an aware datetime (naive means UTC); None when not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _merge(item: dict[str, Any], key: str, batch_level: dict[str, Any]) -> None:
@@ -70,31 +59,11 @@ def _merge(item: dict[str, Any], key: str, batch_level: dict[str, Any]) -> None:
         item[key] = {**batch_level, **own}
 
 
-MIN_SECOND, MAX_SECOND = -62135596800, 253402300799
-"""0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z: the years ISO 8601 writes with 4 digits."""
-MIN_MS, MAX_MS = MIN_SECOND * 1000, MAX_SECOND * 1000 + 999
-
-
-_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_MS = timedelta(milliseconds=1)
-
-
-def to_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch, truncated (as the written form is: ``.mmm``); a naive
-    time is UTC."""
-    return (moment - (_EPOCH if moment.tzinfo is not None else _NAIVE_EPOCH)) // _MS
-
-
 class Preparer:
     """Prepares the items of one request; holds what the items share.
 
-    Times are handled as integer milliseconds and written back through a cache of the
-    ``YYYY-MM-DDTHH:MM:SS`` prefix per second: formatting a datetime per event was the
-    largest cost of the hot path, and events (and requests) share few seconds.
+    Times are handled as integer milliseconds (``_times``): parsing and formatting datetimes
+    per event was the largest cost of the hot path.
     """
 
     def __init__(
@@ -220,19 +189,17 @@ class Preparer:
             item["timestamp"] = received_iso
             return
         item["originalTimestamp"] = original_raw
-        try:
-            original = _fromisoformat(original_raw)
-        except (TypeError, ValueError):
+        timestamp = epoch_ms(original_raw) if type(original_raw) is str else None
+        if timestamp is None:
             item["timestamp"] = received_iso
             return
-        timestamp = (original - (_EPOCH if original.tzinfo is not None else _NAIVE_EPOCH)) // _MS
         timestamp += skew
         if not MIN_MS <= timestamp <= MAX_MS:
             item["timestamp"] = received_iso
             return
         second, milli = divmod(timestamp, 1000)
-        prefix = _PREFIXES.get(second)
-        item["timestamp"] = format_ms(timestamp) if prefix is None else prefix + _MILLIS[milli]
+        prefix = SECOND_PREFIXES.get(second)
+        item["timestamp"] = format_ms(timestamp) if prefix is None else prefix + MILLIS_Z[milli]
 
     def _new_id(self) -> str:
         """A random (version 4) UUID; the random bytes of a request are read at once."""
@@ -247,29 +214,9 @@ class Preparer:
             return 0
         skew = self._skews.get(sent_at)
         if skew is None:
-            moment = parse_time(sent_at)
-            skew = self._skews[sent_at] = 0 if moment is None else self.received_ms - to_ms(moment)
+            sent = epoch_ms(sent_at)
+            skew = self._skews[sent_at] = 0 if sent is None else self.received_ms - sent
         return skew
-
-
-_PREFIXES: dict[int, str] = {}
-"""``YYYY-MM-DDTHH:MM:SS`` by epoch second, shared by all requests (bounded)."""
-MAX_PREFIXES = 4096
-
-
-def format_ms(ms: int) -> str:
-    """ISO 8601 UTC with milliseconds and ``Z``; callers keep ``ms`` in the ISO range."""
-    second, milli = divmod(ms, 1000)
-    prefix = _PREFIXES.get(second)
-    if prefix is None:
-        moment = datetime.fromtimestamp(second, UTC)
-        prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
-        if moment.year < 1000:  # strftime drops leading zeros of small years
-            prefix = moment.isoformat()[:19]
-        if len(_PREFIXES) >= MAX_PREFIXES:
-            _PREFIXES.clear()
-        _PREFIXES[second] = prefix
-    return prefix + _MILLIS[milli]
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
