@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from ._records import (
     RejectedItem,
     key_seq,
     seq_key,
+    seq_keys,
 )
 
 FORMAT_VERSION = b"1"
@@ -91,8 +93,7 @@ class _Pending:
 
 
 def _encode_events(events: Sequence[dict[str, Any]]) -> list[bytes]:
-    encode = _encoder.encode
-    return [encode(event) for event in events]
+    return list(map(_encoder.encode, events))
 
 
 class LmdbLog(DerivedLogMethods):
@@ -586,11 +587,13 @@ class LmdbLog(DerivedLogMethods):
                 first = seq
                 # A record is the msgpack array [seq, source, received_at, event]; the seq is
                 # written as a uint64 (0xcf + 8 bytes big-endian), which is exactly its key.
+                # Built by map/zip, without Python bytecode per event (the writer holds the
+                # GIL meanwhile).
                 middle = encode(item.source) + stamp
-                for event in item.events:
-                    key = seq_key(seq)
-                    rows.append((key, b"".join((_RECORD_PREFIX, key, middle, event))))
-                    seq += 1
+                keys = seq_keys(seq, len(item.events))
+                parts = zip(repeat(_RECORD_PREFIX), keys, repeat(middle), item.events)
+                rows.extend(zip(keys, map(b"".join, parts), strict=True))
+                seq += len(keys)
                 for bad in item.rejected:
                     rejected_rows.append((seq_key(rseq), encode(bad)))
                     rseq += 1
