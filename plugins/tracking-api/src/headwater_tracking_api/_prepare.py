@@ -104,8 +104,13 @@ class Preparer:
             self.batch_context,
             self.batch_integrations,
         )
+        received_iso, batch_sent_at, batch_skew = (
+            self.received_iso,
+            self.batch_sent_at,
+            self.batch_skew_ms,
+        )
         for index, item in enumerate(items):
-            # Flat on purpose: this runs once per event and call overhead shows.
+            # One flat loop on purpose: it runs once per event and call overhead shows.
             if type(item) is not dict:
                 self._reject(out, index, item, "an event must be a JSON object")
                 continue
@@ -120,21 +125,45 @@ class Preparer:
                     self._reject(out, index, item, reason)
                     continue
             event = None if converted is None else converted[index]
-            if event is None or not accepts(event):
-                why = self._prepare_checked(item)
-                if why is None:
-                    events_append(item)
-                else:
+            if event is not None and accepts(event):
+                if batch_context is not None:
+                    _merge(item, "context", batch_context)
+                if batch_integrations is not None:
+                    _merge(item, "integrations", batch_integrations)
+                message_id, sent_raw = event.messageId, event.sentAt
+                original_raw = event.originalTimestamp or event.timestamp
+            else:
+                why = self._check_slowly(item)
+                if why is not None:
                     self._reject(out, index, item, why)
-                continue
-            if batch_context is not None:
-                _merge(item, "context", batch_context)
-            if batch_integrations is not None:
-                _merge(item, "integrations", batch_integrations)
-            self._stamp(
-                item, event.messageId, event.sentAt, event.originalTimestamp or event.timestamp
-            )
+                    continue
+                get = item.get
+                message_id, sent_raw = get("messageId"), get("sentAt")
+                original_raw = get("originalTimestamp") or get("timestamp")
+
+            # the server fields (see the module docstring)
+            if not message_id:
+                item["messageId"] = self._new_id()
+            item["receivedAt"] = received_iso
+            if sent_raw is None:
+                if batch_sent_at is not None:
+                    item["sentAt"] = batch_sent_at
+                skew = batch_skew
+            else:
+                skew = self._skew_ms(sent_raw)
             events_append(item)
+            if original_raw is None:
+                item["timestamp"] = received_iso
+                continue
+            item["originalTimestamp"] = original_raw
+            timestamp = epoch_ms(original_raw) if type(original_raw) is str else None
+            if timestamp is None or not MIN_MS <= timestamp + skew <= MAX_MS:
+                item["timestamp"] = received_iso
+                continue
+            timestamp += skew
+            second, milli = divmod(timestamp, 1000)
+            prefix = SECOND_PREFIXES.get(second)
+            item["timestamp"] = format_ms(timestamp) if prefix is None else prefix + MILLIS_Z[milli]
         return out
 
     @staticmethod
@@ -143,9 +172,10 @@ class Preparer:
         if len(out.errors) < MAX_ERRORS_SHOWN:
             out.errors.append({"index": index, "message": reason})
 
-    def _prepare_checked(self, item: dict[str, Any]) -> str | None:
-        """The path for an item the fast path did not accept: the contract decides, and
-        numeric ids are normalised to strings."""
+    def _check_slowly(self, item: dict[str, Any]) -> str | None:
+        """For an item the fast path did not accept: the contract decides (the reason, or
+        None when valid); batch-level fields are merged first and numeric ids become
+        strings."""
         kind = item.get("type")
         cls = EVENT_CLASSES.get(kind) if type(kind) is str else None
         if cls is None:
@@ -165,41 +195,7 @@ class Preparer:
             value = get(name)
             if value is not None and type(value) is not str:
                 item[name] = as_id(getattr(event, name))
-        self._stamp(
-            item, get("messageId"), get("sentAt"), get("originalTimestamp") or get("timestamp")
-        )
         return None
-
-    def _stamp(
-        self, item: dict[str, Any], message_id: Any, sent_raw: Any, original_raw: Any
-    ) -> None:
-        """Set the server fields of a valid event (see the module docstring)."""
-        if not message_id:
-            item["messageId"] = self._new_id()
-        received_iso = self.received_iso
-        item["receivedAt"] = received_iso
-        if sent_raw is None:
-            sent_raw = self.batch_sent_at
-            if sent_raw is not None:
-                item["sentAt"] = sent_raw
-            skew = self.batch_skew_ms
-        else:
-            skew = self._skew_ms(sent_raw)
-        if original_raw is None:
-            item["timestamp"] = received_iso
-            return
-        item["originalTimestamp"] = original_raw
-        timestamp = epoch_ms(original_raw) if type(original_raw) is str else None
-        if timestamp is None:
-            item["timestamp"] = received_iso
-            return
-        timestamp += skew
-        if not MIN_MS <= timestamp <= MAX_MS:
-            item["timestamp"] = received_iso
-            return
-        second, milli = divmod(timestamp, 1000)
-        prefix = SECOND_PREFIXES.get(second)
-        item["timestamp"] = format_ms(timestamp) if prefix is None else prefix + MILLIS_Z[milli]
 
     def _new_id(self) -> str:
         """A random (version 4) UUID; the random bytes of a request are read at once."""
