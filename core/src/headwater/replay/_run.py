@@ -412,7 +412,7 @@ class ReplayRun(LoopTasks):
                     model.user_key,
                     header.source,
                     header.received_at,
-                    header.event,
+                    raw,
                     model,
                     estimate_size(len(raw)),
                 )

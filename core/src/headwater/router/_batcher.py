@@ -39,11 +39,15 @@ T = TypeVar("T", bound=Sized)
 
 
 class Batcher(Generic[T]):
-    """FIFO of items with their arrival time; one consumer (the lane) takes batches."""
+    """FIFO of items with their arrival time; one consumer (the lane) takes batches.
+    Arrival times are kept per put (the items of one read arrive together), not per
+    item: the linger only needs the oldest item's."""
 
     def __init__(self, limits: BatchLimits) -> None:
         self.limits = limits
-        self._items: deque[tuple[float, T]] = deque()
+        self._items: deque[T] = deque()
+        self._arrivals: deque[tuple[float, int]] = deque()
+        """(time, how many items arrived then), oldest first."""
         self._bytes = 0
         self._arrived = asyncio.Event()
 
@@ -51,14 +55,17 @@ class Batcher(Generic[T]):
         return len(self._items)
 
     def put(self, item: T) -> None:
-        self._items.append((time.monotonic(), item))
+        self._items.append(item)
+        self._arrivals.append((time.monotonic(), 1))
         self._bytes += item.size
         self._arrived.set()
 
     def put_many(self, items: list[T]) -> None:
         """``put`` for the items of one read, which arrive together."""
-        now = time.monotonic()
-        self._items.extend([(now, item) for item in items])
+        if not items:
+            return
+        self._items.extend(items)
+        self._arrivals.append((time.monotonic(), len(items)))
         self._bytes += sum([item.size for item in items])
         self._arrived.set()
 
@@ -73,7 +80,7 @@ class Batcher(Generic[T]):
         """Wait until a batch would be full or the oldest item has lingered long enough."""
         if not self._items:
             return
-        deadline = self._items[0][0] + self.limits.linger
+        deadline = self._arrivals[0][0] + self.limits.linger
         while not self.full(reserved_count, reserved_bytes):
             wait = deadline - time.monotonic()
             if wait <= 0:
@@ -92,15 +99,38 @@ class Batcher(Generic[T]):
         sent = 0
         used = 0
         items = self._items
-        while items:
-            item = items[0][1]
-            counts = keep is None or keep(item)
-            if counts and sent and (sent >= count or used + item.size > nbytes):
-                break
-            items.popleft()
-            self._bytes -= item.size
-            out.append(item)
-            if counts:
+        if keep is None:  # the usual case: the same loop with less to decide per item
+            while items:
+                item = items[0]
+                size = item.size
+                if sent and (sent >= count or used + size > nbytes):
+                    break
+                items.popleft()
+                out.append(item)
                 sent += 1
-                used += item.size
+                used += size
+            self._bytes -= used
+        else:
+            while items:
+                item = items[0]
+                counts = keep(item)
+                if counts and sent and (sent >= count or used + item.size > nbytes):
+                    break
+                items.popleft()
+                self._bytes -= item.size
+                out.append(item)
+                if counts:
+                    sent += 1
+                    used += item.size
+        self._taken(len(out))
         return out
+
+    def _taken(self, n: int) -> None:
+        arrivals = self._arrivals
+        while n:
+            at, count = arrivals[0]
+            if count > n:
+                arrivals[0] = (at, count - n)
+                return
+            arrivals.popleft()
+            n -= count

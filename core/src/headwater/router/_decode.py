@@ -1,52 +1,56 @@
 """Stored events to what delivery needs of them: routing fields, then the typed model.
 
-The log keeps each event as the client's own msgpack map (``LogRecord.event``). The general
-way in, ``event_from_dict``, decodes that map into dicts first and then converts those into
-a Struct, building every event twice. Delivery instead works in two steps:
+The log keeps each event as the client's own msgpack map inside its record
+(``LogRecord``). The general way in, ``event_from_dict``, decodes that map into dicts first
+and then converts those into a Struct, building every event twice. Delivery instead works
+in two steps, each one msgspec decode of the whole stored record:
 
-- the reader decodes only the ``Routing`` fields (type, ids, ``integrations``; msgspec
-  skips the rest without building it) to filter the event and pick its lane;
-- the lane decodes the model (``model_of``) right before the send, straight from the
-  stored bytes into the tagged union, with the same lax rules as ``event_from_dict``'s
+- the reader decodes the record with its event as a ``Route`` (``route_record``): the
+  type, the ids and ``integrations``, which filter the event and pick its lane, and every
+  other field of that type left as ``msgspec.Raw`` (nothing built) while any key the
+  type does not know fails the decode. So one decode gives the routing fields and says
+  whether the model can be decoded straight from msgpack;
+- the lane decodes the record's event into the model (``model_of``) right before the
+  send, into the tagged union, with the same lax rules as ``event_from_dict``'s
   ``convert`` (``strict=False``). What waits in the lanes (up to ``max_in_flight`` events)
-  is then a few small objects per event instead of the whole model, and the model is
-  encoded by the destination while it is still in the CPU caches: measured, ~2-4 us less
-  per event than decoding the model in the reader.
+  is then the stored bytes and a few small objects per event instead of the whole model,
+  and the model is encoded by the destination while it is still in the CPU caches:
+  measured, ~2-4 us less per event than decoding the model in the reader.
 
 Only events that cannot be taken as they are go the general way, which then decides
 exactly as it always did:
 
 - an event with a key the model does not know: ``event_from_dict`` keeps such keys in
-  ``extra`` (a top-level ``extra`` key included), which needs the dict. A second, cheap
-  decode finds them: into a Struct of the type's field names that forbids unknown
-  fields, each value left as raw msgpack (cheaper than a dict of the keys: no key
-  strings, and absent fields share one default);
+  ``extra`` (a top-level ``extra`` key included), which needs the dict;
 - an event that fails validation, so the reason recorded is ``event_from_dict``'s.
 
-The event itself stays as msgpack (``msgspec.Raw``, a view of the record's bytes) until a
-dead letter or a parked retry needs it as a dict, which is rare.
+The stored record stays as it was read (bytes) until a dead letter or a parked retry
+needs the event as a dict, which is rare.
 
-Measured on the delivery benchmark's events (2-core VM): the model in ~1.9 us per event
-instead of ~3 us, and one copy of the nested objects alive per event instead of two.
+Measured with callgrind on the delivery benchmark's events, router -> file, whole process
+per event: ~53k instructions before this layout (a header decode, a routing decode, then
+in the lane the model decode and a second decode of the keys to find unknown ones) and
+~46k after it. Replay's reader, which needs the model at once for the job's filter,
+still uses ``typed_event`` (model decode plus the key check).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import msgspec
 
 from headwater_spec import EVENT_CLASSES, BaseEvent, Event, event_from_dict
 
-from ..log import RecordHeader
+from ..log import LogRecord, RecordHeader
 
-StoredEvent = dict[str, Any] | msgspec.Raw
-"""An event as the log stored it: decoded into a dict, or still msgpack."""
+StoredEvent = dict[str, Any] | bytes
+"""An event as the log stored it: decoded into a dict, or still its whole stored record
+(``LogRecord`` as msgpack)."""
 
 _header = msgspec.msgpack.Decoder(RecordHeader).decode
 _typed = msgspec.msgpack.Decoder(Event, strict=False).decode
-_any = msgspec.msgpack.Decoder().decode
 _ABSENT = msgspec.Raw()
 
 
@@ -81,23 +85,74 @@ def typed_event(event: msgspec.Raw) -> Event | None:
     return model
 
 
-class Routing(msgspec.Struct, gc=False):
+class Route(msgspec.Struct, gc=False, tag_field="type", forbid_unknown_fields=True):
     """What the reader needs of an event to route it (filters, lane) before its model is
-    decoded: msgspec skips the other fields without building them. The types are the
-    model's, decoded as leniently, so these fields come out as the model's would."""
+    decoded. The types are the model's, decoded as leniently, so these fields come out as
+    the model's would. One subclass per event type names that type's other fields as
+    ``msgspec.Raw`` (a view, nothing built) and refuses any other key: an event that
+    decodes into its Route has no key the model does not know, so its model can be
+    decoded without a second look for unknown keys."""
 
-    type: str
     userId: str | int | float | None = None
     anonymousId: str | int | float | None = None
     integrations: dict[str, Any] = {}
+    kind: ClassVar[str]
 
     @property
     def user_key(self) -> str:
         """The model's ``user_key``: userId, else anonymousId, ids as strings."""
-        return str(_as_id(self.userId) or _as_id(self.anonymousId) or "")
+        user = self.userId
+        if user and type(user) is str:  # the usual case, no call
+            return user
+        return str(_as_id(user) or _as_id(self.anonymousId) or "")
 
 
-_routing = msgspec.msgpack.Decoder(Routing, strict=False).decode
+def _route(kind: str, cls: type[BaseEvent]) -> type[Route]:
+    names = sorted(set(cls.__struct_fields__) - set(Route.__struct_fields__) - {"extra"})
+    return msgspec.defstruct(  # type: ignore[return-value]  # a subclass of Route
+        f"{cls.__name__}Route",
+        [(name, msgspec.Raw, _ABSENT) for name in names],
+        bases=(Route,),
+        tag=kind,
+        namespace={"kind": kind},
+        gc=False,
+        forbid_unknown_fields=True,
+    )
+
+
+if TYPE_CHECKING:
+    AnyRoute = Route
+else:
+    AnyRoute = Union[tuple(_route(kind, cls) for kind, cls in EVENT_CLASSES.items())]  # noqa: UP007
+
+
+class RoutedRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A stored record (``LogRecord``'s layout) with its event decoded only as its Route."""
+
+    seq: int
+    source: str
+    received_at: int
+    event: AnyRoute
+
+
+class ModelRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A stored record with its event decoded into the model."""
+
+    seq: int
+    source: str
+    received_at: int
+    event: Event
+
+
+_routed = msgspec.msgpack.Decoder(RoutedRecord, strict=False).decode
+decode_routed = _routed
+"""``route_record`` without the call around it, for the reader's loop (raises
+``msgspec.ValidationError`` where that returns None)."""
+_model_record = msgspec.msgpack.Decoder(ModelRecord, strict=False).decode
+decode_model = _model_record
+"""The fast half of ``model_of`` for the lane's loop (raises ``msgspec.ValidationError``
+where that falls back to ``event_from_dict``)."""
+_record_event = msgspec.msgpack.Decoder(LogRecord).decode
 
 
 def _as_id(value: str | float | None) -> str | None:
@@ -109,30 +164,31 @@ def _as_id(value: str | float | None) -> str | None:
     return str(value)
 
 
-def routing(event: msgspec.Raw) -> Routing | None:
-    """The routing fields of a stored event; None when even these do not match the
-    model (the event then goes through ``event_from_dict`` at once)."""
+def route_record(raw: bytes) -> RoutedRecord | None:
+    """A stored record with its event's routing fields, in one decode; None when the
+    event has a key its model does not know or does not match even these fields (it then
+    goes through ``event_from_dict`` at once)."""
     try:
-        found = _routing(event)
+        return _routed(raw)
     except msgspec.ValidationError:
         return None
-    return found if found.type in EVENT_CLASSES else None
 
 
 def model_of(event: StoredEvent) -> Event:
-    """The stored event's model: straight from msgpack when it can be, else through
-    ``event_from_dict`` (unknown keys kept in ``extra``). Raises EventError."""
-    if not isinstance(event, dict):
-        model = typed_event(event)
-        if model is not None:
-            return model
-        event = event_dict(event)
-    return event_from_dict(event)
+    """The model of a stored event (a record that ``route_record`` took, so without unknown
+    keys, or a dict): straight from msgpack when valid, else through ``event_from_dict``,
+    which raises EventError with the reason."""
+    if isinstance(event, dict):
+        return event_from_dict(event)
+    try:
+        model: Event = _model_record(event).event
+    except msgspec.ValidationError:
+        return event_from_dict(event_dict(event))
+    return model
 
 
 def event_dict(event: StoredEvent) -> dict[str, Any]:
     """The stored event as a dict (what dead letters and parked retries keep)."""
     if isinstance(event, dict):
         return event
-    decoded: dict[str, Any] = _any(event)
-    return decoded
+    return _record_event(event).event

@@ -33,6 +33,9 @@ class EventFilter:
         self.event_types = frozenset(event_types) if event_types is not None else None
         self.sources = frozenset(sources) if sources is not None else None
         self.names = tuple(dict.fromkeys(n.casefold() for n in names if n))
+        self.open = self.event_types is None and self.sources is None
+        """Every type from every source: only an event's ``integrations`` can say no (the
+        reader skips the call for an event without them)."""
 
     def wants(self, source: str, event: Mapping[str, Any]) -> bool:
         if self.event_types is not None and event.get("type") not in self.event_types:

@@ -37,7 +37,7 @@ from headwater_spec import (
 
 from ..log import now_us
 from ._batcher import Batcher, BatchLimits
-from ._decode import StoredEvent, event_dict, model_of
+from ._decode import StoredEvent, decode_model, event_dict, model_of
 from ._health import Health
 from ._parked import Parked, ParkedQueues
 from ._ratelimit import RateLimiter
@@ -59,8 +59,9 @@ def lane_index(user: str, lanes: int) -> int:
 class Item(msgspec.Struct, gc=False):
     """A live event read from the log, on its way through a lane. Not tracked by the
     cyclic GC (it never holds a cycle): thousands are alive at once under load. ``event``
-    is the stored event, kept as msgpack until something needs it as a dict; ``model`` is
-    decoded by the lane right before the event is sent (None until then)."""
+    is the stored record as read (msgpack bytes) until something needs the event as a dict,
+    or the event as a dict when the reader had to decode it so; ``model`` is decoded by the
+    lane right before the event is sent (None until then)."""
 
     seq: int
     user: str
@@ -201,24 +202,28 @@ class Lane:
         """The items with their models. One that does not match the model is dead-lettered
         and finished here, exactly as the reader does with one it cannot route."""
         out: list[Item] = []
+        decode = decode_model
         for item in items:
             if item.model is None:
-                try:
-                    item.model = model_of(item.event)
-                except EventError as exc:
-                    now = now_us()
-                    self.state.dead_letter(
-                        item.seq,
-                        item.source,
-                        item.received_at,
-                        event_dict(item.event),
-                        reason=f"stored event does not match the event model: {exc}",
-                        attempts=0,
-                        first=now,
-                        last=now,
-                    )
-                    self.state.finish(item.seq)
-                    continue
+                try:  # the record of an event the reader routed: no unknown keys
+                    item.model = decode(item.event).event  # type: ignore[arg-type]
+                except (msgspec.ValidationError, TypeError):  # the general way, for the reason
+                    try:
+                        item.model = model_of(item.event)
+                    except EventError as exc:
+                        now = now_us()
+                        self.state.dead_letter(
+                            item.seq,
+                            item.source,
+                            item.received_at,
+                            event_dict(item.event),
+                            reason=f"stored event does not match the event model: {exc}",
+                            attempts=0,
+                            first=now,
+                            last=now,
+                        )
+                        self.state.finish(item.seq)
+                        continue
             out.append(item)
         return out
 

@@ -34,9 +34,18 @@ class Watermark:
         self.low = low
 
     def finish_many(self, seqs: list[int]) -> None:
-        finish = self.finish
-        for seq in seqs:
-            finish(seq)
+        """``finish`` for each of ``seqs`` (a delivered batch), without a call per seq."""
+        low = self.low
+        if not seqs or min(seqs) < low:  # some finished before: the careful way
+            for seq in seqs:
+                self.finish(seq)
+            return
+        done = self._done
+        done.update(seqs)
+        while low in done:
+            done.discard(low)
+            low += 1
+        self.low = low
 
     @property
     def ahead(self) -> int:
