@@ -5,25 +5,31 @@ made to raise as a bug of ours would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from headwater.cli import cli
 from headwater.config import Config, ConnectorInstance
 from headwater.daemon import Metrics
-from headwater.log import LmdbLog
+from headwater.log import LmdbLog, now_us
 from headwater.plugins import load_plugins
 from headwater.replay import ReplayJob, ReplayRun, load_job, save_job
 from headwater.router import BatchLimits, DeliverySettings, InstanceContext, Router, read_status
 from headwater.router._lane import Lane
+from headwater.router._records import DESTINATIONS, DestinationRecord, encode, stats_key
 from headwater.router._supervise import RestartBackoff
 from headwater.testing_webhook import WebhookSink
 
 from .conftest import FAST, Recorder, settings, track, wait_until
 from .test_router_metrics import value
+from .test_router_service import write_config
 
 pytestmark = pytest.mark.timeout(60)
 EVENTS = 400
@@ -184,3 +190,32 @@ async def test_a_replay_whose_lane_failed_restarts_and_finishes_with_every_event
     stored = load_job(log, "1")
     assert stored.state == "done" and stored.error == ""
     assert stored.delivered >= 300  # the events sent again are counted again
+
+
+def test_the_cli_shows_a_failed_destination_with_its_error_and_restart(tmp_path: Path) -> None:
+    """What a failed loop saves (state, failures, error, restart time) as `headwater
+    destinations` prints it from another process, table and JSON."""
+    path = write_config(tmp_path)
+    now = now_us()
+    record = DestinationRecord(
+        state="failed",
+        pid=os.getpid(),
+        task_failures=3,
+        last_failure="RuntimeError: injected lane bug",
+        last_failure_at=now,
+        restart_at=now + 30_000_000,
+    )
+    with LmdbLog(tmp_path / "data", sync=False) as log:
+        log.write_batch([(DESTINATIONS, stats_key("main"), encode(record))])
+    runner = CliRunner()
+    table = runner.invoke(cli, ["destinations", "-c", str(path)])
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.output.splitlines() if line.startswith("main "))
+    assert row.split()[2] == "failed"
+    assert "main: a delivery task failed 3 time(s)" in table.output
+    assert "RuntimeError: injected lane bug; restarts at " in table.output
+    listed = runner.invoke(cli, ["destinations", "-c", str(path), "--format", "json"])
+    main = json.loads(listed.output)["destinations"][0]
+    assert (main["state"], main["task_failures"]) == ("failed", 3)
+    assert main["last_failure"] == "RuntimeError: injected lane bug"
+    assert main["last_failure_at"] and main["restart_at"]
