@@ -9,7 +9,8 @@ across restarts until resumed.
 Removing a destination from the config keeps everything it had in the log (cursor,
 counters, parked retries, dead letters): connected again under the same id, it resumes
 where it was. ``forget`` deletes all of that for good, once the destination is no longer
-configured.
+configured: in chunks, the cursor last, so a killed ``forget`` is finished by running it
+again.
 """
 
 from __future__ import annotations
@@ -62,24 +63,42 @@ def known_destinations(log: AnyLog) -> list[str]:
     )
 
 
+FORGET_CHUNK = 1000
+"""Keys deleted per write by ``forget`` (a destination may hold millions of dead letters)."""
+
+
 def forget_destination(log: AnyLog, destination: str) -> ForgetResult:
-    """Delete the destination's cursor, counters, flags, parked retries and dead letters in
-    one transaction. The caller checks it is no longer configured."""
+    """Delete the destination's parked retries and dead letters, a chunk of keys per write,
+    then its cursor, counters and flags in one last write. The caller checks it is no
+    longer configured.
+
+    The cursor goes last on purpose: killed halfway, the destination still has its cursor,
+    so `headwater destinations` still lists it as no longer configured and running ``forget``
+    again deletes the rest. It is never taken for a fresh destination with leftovers: were
+    the cursor deleted first, a destination configured again under the id would start
+    afresh and yet load the old retries."""
     raw = log.get_value(CURSORS, cursor_key(destination))
-    letters = [key for key, _ in log.items(DEAD_LETTERS, event_prefix(destination))]
-    parked = [key for key, _ in log.items(RETRIES, event_prefix(destination))]
-    ops: list[tuple[bytes, bytes, bytes | None]] = [
-        (CURSORS, cursor_key(destination), None),
-        (DESTINATIONS, stats_key(destination), None),
-        (DESTINATIONS, redrive_key(destination), None),
-        (DESTINATIONS, pause_key(destination), None),
-    ]
-    ops += [(DEAD_LETTERS, key, None) for key in letters]
-    ops += [(RETRIES, key, None) for key in parked]
-    log.write_batch(ops)
+    parked = _delete_chunked(log, RETRIES, event_prefix(destination))
+    letters = _delete_chunked(log, DEAD_LETTERS, event_prefix(destination))
+    log.write_batch(
+        [
+            (DESTINATIONS, redrive_key(destination), None),
+            (DESTINATIONS, pause_key(destination), None),
+            (DESTINATIONS, stats_key(destination), None),
+            (CURSORS, cursor_key(destination), None),
+        ]
+    )
     return ForgetResult(
         destination=destination,
         cursor=key_seq(raw) if raw is not None else None,
-        dead_letters=len(letters),
-        retries=len(parked),
+        dead_letters=letters,
+        retries=parked,
     )
+
+
+def _delete_chunked(log: AnyLog, table: bytes, prefix: bytes) -> int:
+    deleted = 0
+    for rows in log.walk(table, prefix, chunk=FORGET_CHUNK):
+        log.write_batch([(table, key, None) for key, _ in rows])
+        deleted += len(rows)
+    return deleted
