@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,7 +45,11 @@ CLOSED_RETRY_AFTER = 5.0
 
 
 class ContextLog(Protocol):
-    """The part of the log a context uses (the LMDB log, or any backend with side tables)."""
+    """The part of the log a context uses (the LMDB log, or any backend with side tables).
+
+    A backend may also offer ``submit(source, events, rejected)``, ``append`` in two steps
+    (encode and queue now, return the future of the commit): then a push request's decoded
+    events are freed before the commit's fsync instead of after it."""
 
     async def append(
         self,
@@ -133,12 +137,9 @@ class InstanceContext:
         items = [RejectedItem(self._instance_id, now, r.reason, storable(r.raw)) for r in rejected]
         started = time.perf_counter()
         try:
-            try:
-                result = await self._log.append(self._instance_id, events, items)
-            except OverflowError:
-                events, moved = self._split_unstorable(events, now)
-                items.extend(moved)
-                result = await self._log.append(self._instance_id, events, items)
+            waiting = self._queue(events, items, now)
+            del events  # encoded by now (with `submit`): only their msgpack waits for the commit
+            result = await waiting
         except LogFullError as exc:
             raise IngestUnavailableError(str(exc), FULL_RETRY_AFTER) from None
         except LogClosedError:
@@ -156,6 +157,32 @@ class InstanceContext:
             first_seq=result.first_seq,
             last_seq=result.last_seq,
         )
+
+    def _queue(
+        self, events: Sequence[dict[str, Any]], items: list[RejectedItem], now: int
+    ) -> Awaitable[AppendResult]:
+        """The commit of ``events``; with a log that has ``submit`` they are encoded and
+        queued before this returns, so the caller can drop them while the commit runs."""
+        submit = getattr(self._log, "submit", None)
+        if submit is None:
+            return self._append_whole(events, items, now)
+        try:
+            future: Awaitable[AppendResult] = submit(self._instance_id, events, items)
+        except OverflowError:
+            kept, moved = self._split_unstorable(events, now)
+            items.extend(moved)
+            future = submit(self._instance_id, kept, items)
+        return future
+
+    async def _append_whole(
+        self, events: Sequence[dict[str, Any]], items: list[RejectedItem], now: int
+    ) -> AppendResult:
+        try:
+            return await self._log.append(self._instance_id, events, items)
+        except OverflowError:
+            kept, moved = self._split_unstorable(events, now)
+            items.extend(moved)
+            return await self._log.append(self._instance_id, kept, items)
 
     def _split_unstorable(
         self, events: Sequence[dict[str, Any]], now: int

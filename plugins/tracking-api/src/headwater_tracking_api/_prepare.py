@@ -48,6 +48,11 @@ class Prepared(msgspec.Struct):
     rejections: list[Rejection]
     errors: list[dict[str, Any]]
 
+    def take_events(self) -> list[dict[str, Any]]:
+        """The events, no longer held here (so they can be freed once the log has them)."""
+        events, self.events = self.events, []
+        return events
+
 
 def _merge(item: dict[str, Any], key: str, batch_level: dict[str, Any]) -> None:
     """The item's own keys win. An item without the key gets the batch's dict itself, not a

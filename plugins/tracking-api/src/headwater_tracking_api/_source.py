@@ -199,10 +199,13 @@ class TrackingApiSource(Source):
             )
 
         prepared = preparer.prepare(items)
+        # Nothing here keeps the decoded request while the commit is awaited: with 32
+        # requests waiting on each fsync, freeing it after the commit cost ~15% more CPU.
+        del body, items
         accepted, rejected = len(prepared.events), len(prepared.rejections)
-        if prepared.events or prepared.rejections:
+        if accepted or rejected:
             try:
-                receipt = await self.push.append(prepared.events, prepared.rejections)
+                receipt = await self.push.append(prepared.take_events(), prepared.rejections)
             except IngestUnavailableError as exc:
                 retry = max(1, round(exc.retry_after))
                 return HttpResponse.error(
