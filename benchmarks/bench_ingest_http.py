@@ -19,29 +19,40 @@ What runs:
 Printed: events/s and p50/p99 request latency of each HTTP server, the server's peak RSS
 and its heap (anonymous memory) in the first vs the last third of the run: flat under
 sustained load? (RSS itself also counts the log's clean mapped file pages, which grow with
-the log and are page cache, not memory the daemon holds), and
-the ratios headwater / raw limit (target >= 0.5) and headwater / SQLite (target >= 10).
+the log and are page cache, not memory the daemon holds), the CPU time per event of the
+daemon (all threads, user + system, from /proc) and of the two in-process runs (far steadier
+than the rates on a shared machine), and the ratios headwater / raw limit (target >= 0.5)
+and headwater / SQLite (target >= 10).
 
 Client and servers share the 2 cores, as they would on a small box; the client is cheap
 (pre-built request bytes) but not free, so the HTTP figures are a floor.
 
-Measured on the 2-core development VM, other sessions' work running beside (so runs vary
-by +-30%; the raw limit is taken as the best of a run before and one after the HTTP runs):
+Measured on the 2-core development VM, other sessions' work running beside (load ~2.5, so
+rates vary by +-30%; the raw limit is taken as the best of a run before and one after the
+HTTP runs). Two runs after the ingest CPU work of this round:
 
-    raw limit 150-310k events/s; pipeline without HTTP 90-140k; headwater serve 96-116k
-    (p50 26-31 ms, p99 49-83 ms with 32 x 100 events in flight; heap flat at ~50 MiB);
-    Starlette + SQLite 20-54k (the default-journal run once gave 6k under heavy disk load).
-    headwater / raw limit 0.38-0.70 (0.50 in a median run); headwater / SQLite 2.1-5.4
-    (9.2 against the 6k run).
+    raw limit 157-209k events/s (CPU 4.3-5.7 us/event); pipeline without HTTP 120-141k
+    (6.4-7.3 us/event); headwater serve 90-97k (daemon 9.3-9.4 us/event; p50 31-33 ms,
+    p99 65-88 ms with 32 x 100 events in flight; heap flat at ~45 MiB); Starlette + SQLite
+    13k (default journal) and 22-24k (WAL). headwater / raw limit 0.46 and 0.57;
+    headwater / SQLite 6.8-7.5 (defaults), 4.0 (WAL).
 
-Where the time goes: HTTP itself costs little (serve is 0.7-1.0 of the pipeline without
-HTTP). The gap to the raw limit is the tracking API's per-event work in Python (~2.5-3 us:
-validation against the event model, receivedAt, skew-corrected timestamp, ids) on top of
-decode + encode + commit (~3 us). The ">= 10x SQLite" target assumed a slower SQLite: on
-this disk a synced SQLite commit per 100-event request runs 40-54k events/s, and the raw
-limit itself is only ~5x that, so no implementation of the same work can reach 10x here.
-What got it from ~30k to ~100k: garbage-collector settings for serving (daemon/_gc.py,
-2-3x), then flattening the per-event code and a validation fast path (~20%).
+The same script on the code before that work: pipeline without HTTP 11.7 us/event, daemon
+13.5-15.8 us/event, headwater / raw limit 0.32-0.35.
+
+Where the daemon's ~9.5 us per event go (py-spy of the daemon under this load, busy samples;
+callgrind agrees): JSON decode ~20%, msgpack encode ~13%, the validation convert ~10%, the
+tracking API's per-event Python (server fields, ids, rules) ~20%, freeing the request ~5%,
+HTTP and the event loop ~12%, the log's writer thread (framing, LMDB) the rest. What got it
+here: garbage-collector settings for serving (daemon/_gc.py, 2-3x); a validation fast path;
+then one msgspec.convert per batch into Structs that check the object fields without
+copying them, event times read and written through caches of second prefixes
+(tracking_api/_times.py), framing a group's records without a Python loop, and freeing each
+request's decoded events before the commit's fsync rather than after (LmdbLog.submit):
+13.5-15.8 -> 9.3-9.4 us. The rest is mostly decode + encode, which the raw limit pays too.
+The ">= 10x SQLite" target assumed a slower SQLite: against the default journal it needs
+~130k events/s over HTTP here (~0.7 of the raw limit), against WAL (22-54k on this disk)
+more than the raw limit itself, so no implementation of the same work reaches it there.
 
 Run: ``uv run python benchmarks/bench_ingest_http.py`` (about 60-80 s) or ``nox -s bench``.
 Environment: ``BENCH_SECONDS`` (per HTTP run, default 12), ``BENCH_CONNECTIONS`` (32),
@@ -224,9 +235,10 @@ def http_figures(name: str, result: dict[str, Any], rss: RssSampler) -> dict[str
 # -- the three measurements ----------------------------------------------------------------
 
 
-def measure_raw(root: Path) -> tuple[float, float]:
-    """(raw limit, pipeline without HTTP) in events/s, in this process, with the same
-    garbage-collector settings as the daemon (so the ratio compares like with like)."""
+def measure_raw(root: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(raw limit, pipeline without HTTP), each as (events/s, CPU us per event of this
+    process, writer thread included), with the same garbage-collector settings as the
+    daemon (so the ratio compares like with like)."""
     from headwater.daemon import tune_gc_for_serving
     from headwater.log import LmdbLog
     from headwater_spec import HttpRequest
@@ -284,8 +296,18 @@ def measure_raw(root: Path) -> tuple[float, float]:
             await log.aclose()
             return count
 
-        results.append(asyncio.run(run()) / RAW_SECONDS)
+        cpu = time.process_time()
+        count = asyncio.run(run())
+        cpu = time.process_time() - cpu
+        results.append((count / RAW_SECONDS, cpu / count * 1e6))
     return results[0], results[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_headwater(root: Path) -> dict[str, Any]:
@@ -297,12 +319,15 @@ connector = "tracking-api"
 write_keys = ["{WRITE_KEY}"]
 """
     with DaemonProcess(config, root / "headwater") as daemon:
+        cpu = cpu_seconds(daemon.pid)
         with RssSampler(daemon.pid) as rss:
             result = run_client(daemon.url)
+        cpu = cpu_seconds(daemon.pid) - cpu
         with daemon.open_log() as log:
             stored = log.stats().events
     figures = http_figures("headwater serve", result, rss)
     figures["stored"] = stored
+    figures["cpu_us"] = cpu / max(stored, 1) * 1e6  # the warm-up second's events included
     return figures
 
 
@@ -389,7 +414,8 @@ def main() -> int:
         lites = [measure_starlette(root, wal=False), measure_starlette(root, wal=True)]
         after = measure_raw(root / "after")
         # The machine is shared: the limit is the best it did, before or after the HTTP runs.
-        raw, pipeline = max(before[0], after[0]), max(before[1], after[1])
+        raw, pipeline = max(before[0][0], after[0][0]), max(before[1][0], after[1][0])
+        raw_cpu, pipeline_cpu = min(before[0][1], after[0][1]), min(before[1][1], after[1][1])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(
@@ -398,11 +424,13 @@ def main() -> int:
     )
     print(
         f"  raw limit (decode + append, no HTTP)     {raw:>10,.0f} events/s   "
-        f"(runs: {before[0]:,.0f} before, {after[0]:,.0f} after)"
+        f"(runs: {before[0][0]:,.0f} before, {after[0][0]:,.0f} after)   "
+        f"CPU {raw_cpu:.1f} us/event"
     )
     print(
         f"  pipeline without HTTP (tracking-api)     {pipeline:>10,.0f} events/s   "
-        f"(runs: {before[1]:,.0f} before, {after[1]:,.0f} after)"
+        f"(runs: {before[1][0]:,.0f} before, {after[1][0]:,.0f} after)   "
+        f"CPU {pipeline_cpu:.1f} us/event"
     )
     for fig in (ours, *lites):
         print(
@@ -412,6 +440,10 @@ def main() -> int:
             f"{fig['rss_last']:.0f} MiB (first -> last third)"
             + (f"   non-200: {fig['failures']}" if fig["failures"] else "")
         )
+    print(
+        f"  headwater serve: daemon CPU {ours['cpu_us']:.1f} us/event (all threads, user + "
+        f"system; beside {raw_cpu:.1f} raw and {pipeline_cpu:.1f} without HTTP)"
+    )
     rate = ours["events_per_s"]
     rows = [
         ("headwater / raw limit", rate / raw, "(target >= 0.5)"),
