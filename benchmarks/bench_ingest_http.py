@@ -29,18 +29,18 @@ Client and servers share the 2 cores, as they would on a small box; the client i
 
 Measured on the 2-core development VM, other sessions' work running beside (load ~2.5, so
 rates vary by +-30%; the raw limit is taken as the best of a run before and one after the
-HTTP runs). Two runs after the ingest CPU work of this round:
+HTTP runs). Three runs after the ingest CPU work of this round:
 
-    raw limit 157-209k events/s (CPU 4.3-5.7 us/event); pipeline without HTTP 120-141k
-    (6.4-7.3 us/event); headwater serve 90-97k (daemon 9.3-9.4 us/event; p50 31-33 ms,
+    raw limit 157-209k events/s (CPU 4.3-5.7 us/event); pipeline without HTTP 120-145k
+    (6.4-7.3 us/event); headwater serve 82-97k (daemon 9.3-10.6 us/event; p50 31-39 ms,
     p99 65-88 ms with 32 x 100 events in flight; heap flat at ~45 MiB); Starlette + SQLite
-    13k (default journal) and 22-24k (WAL). headwater / raw limit 0.46 and 0.57;
-    headwater / SQLite 6.8-7.5 (defaults), 4.0 (WAL).
+    13-17k (default journal) and 22-28k (WAL). headwater / raw limit 0.43, 0.46 and 0.57;
+    headwater / SQLite 4.8-7.5 (defaults), 2.9-4.0 (WAL).
 
 The same script on the code before that work: pipeline without HTTP 11.7 us/event, daemon
 13.5-15.8 us/event, headwater / raw limit 0.32-0.35.
 
-Where the daemon's ~9.5 us per event go (py-spy of the daemon under this load, busy samples;
+Where the daemon's ~10 us per event go (py-spy of the daemon under this load, busy samples;
 callgrind agrees): JSON decode ~20%, msgpack encode ~13%, the validation convert ~10%, the
 tracking API's per-event Python (server fields, ids, rules) ~20%, freeing the request ~5%,
 HTTP and the event loop ~12%, the log's writer thread (framing, LMDB) the rest. What got it
@@ -49,7 +49,7 @@ then one msgspec.convert per batch into Structs that check the object fields wit
 copying them, event times read and written through caches of second prefixes
 (tracking_api/_times.py), framing a group's records without a Python loop, and freeing each
 request's decoded events before the commit's fsync rather than after (LmdbLog.submit):
-13.5-15.8 -> 9.3-9.4 us. The rest is mostly decode + encode, which the raw limit pays too.
+13.5-15.8 -> 9.3-10.6 us. The rest is mostly decode + encode, which the raw limit pays too.
 The ">= 10x SQLite" target assumed a slower SQLite: against the default journal it needs
 ~130k events/s over HTTP here (~0.7 of the raw limit), against WAL (22-54k on this disk)
 more than the raw limit itself, so no implementation of the same work reaches it there.
