@@ -29,7 +29,7 @@ import pytest
 
 from headwater.log import iso_us, now_us
 from headwater.testing import TEST_ADMIN_TOKEN, DaemonProcess
-from headwater.testing_webhook import WebhookSink
+from headwater.testing_webhook import SinkProcess, WebhookSink
 
 WRITE_KEY = "swap-test-key"
 USERS = 100
@@ -142,33 +142,6 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
-
-
-class SinkProcess:
-    """A webhook receiver in a process of its own (so the replay's 50k events do not
-    compete with the test's ingest client for this process's GIL); its arrivals, in
-    order, are read when it stops."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "headwater.testing_webhook", "--port", "0", "--out", str(out)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-
-    def arrivals(self) -> list[str]:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
-        return [mid for mid, _at in json.loads(self.out.read_text())["arrivals"]]
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def test_connect_b_replay_history_then_disconnect_a(

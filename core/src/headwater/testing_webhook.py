@@ -5,6 +5,8 @@
     sink.wait_for_events(100)
     sink.delivered_ids()                     # messageIds of batches answered 2xx, in order
     hole = BlackHole().start()               # accepts connections, never answers
+    sink = SinkProcess(tmp_path / "sink.json")  # a sink in a process of its own
+    sink.arrivals()                          # stops it; messageIds answered 2xx, in order
 
 The sink is the daemon's own HTTP server (asyncio + httptools) on a private event loop in
 a thread, so it keeps answering at full speed while a test blocks or a benchmark runs
@@ -20,6 +22,8 @@ import contextlib
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -204,6 +208,34 @@ class BlackHole:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SinkProcess:
+    """A webhook receiver in a process of its own (``python -m headwater.testing_webhook``):
+    it does not compete with the test for this process's GIL, nor count in its memory
+    (tracemalloc). Its arrivals, in order, are read when it stops."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "headwater.testing_webhook", "--port", "0", "--out", str(out)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+
+    def arrivals(self) -> list[str]:
+        """Stop the sink; the messageIds of the events it answered 2xx, in order."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        return [mid for mid, _at in json.loads(self.out.read_text())["arrivals"]]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
 
 def free_port() -> int:
