@@ -69,7 +69,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
             cleanup.drop()
 
 
-def letter(destination: str, seq: int, at: int, pad: int = 300) -> DeadLetter:
+def letter(
+    destination: str, seq: int, at: int, pad: int = 300, event: dict[str, Any] | None = None
+) -> DeadLetter:
     return DeadLetter(
         destination=destination,
         seq=seq,
@@ -79,7 +81,8 @@ def letter(destination: str, seq: int, at: int, pad: int = 300) -> DeadLetter:
         last_attempt_at=at,
         source="web",
         received_at=at - 1000,
-        event={"type": "track", "messageId": f"m{seq}", "userId": f"u{seq % 7}", "pad": "x" * pad},
+        event=event
+        or {"type": "track", "messageId": f"m{seq}", "userId": f"u{seq % 7}", "pad": "x" * pad},
     )
 
 

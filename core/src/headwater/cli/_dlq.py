@@ -149,7 +149,10 @@ def redrive_command(
         while pending_redrive(log, destination) is not None and time.monotonic() < deadline:
             time.sleep(0.1)
         if pending_redrive(log, destination) is None:
-            click.echo(f"{destination}: {count} dead letters re-queued by the daemon (pid {pid})")
+            click.echo(
+                f"{destination}: the daemon (pid {pid}) took up the redrive of {count} dead "
+                "letters; it re-queues them as the destination has room"
+            )
         else:
             click.echo(
                 f"{destination}: redrive of {count} dead letters requested; the daemon "

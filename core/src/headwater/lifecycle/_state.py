@@ -25,6 +25,7 @@ from ..router._records import (
     is_paused,
     pause_key,
     redrive_key,
+    redriving_key,
     stats_key,
 )
 
@@ -83,6 +84,7 @@ def forget_destination(log: AnyLog, destination: str) -> ForgetResult:
     log.write_batch(
         [
             (DESTINATIONS, redrive_key(destination), None),
+            (DESTINATIONS, redriving_key(destination), None),
             (DESTINATIONS, pause_key(destination), None),
             (DESTINATIONS, stats_key(destination), None),
             (CURSORS, cursor_key(destination), None),

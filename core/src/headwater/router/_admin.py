@@ -7,7 +7,8 @@ GET    /admin/destinations/{id}/dead-letters?limit=N&after=SEQ
                                                      at most 10000), oldest first, after seq
                                                      SEQ: {"dead_letters": [...], "next": seq}
                                                      (``next`` null on the last page)
-POST   /admin/destinations/{id}/dead-letters/redrive re-queue them now: {"redriven": n}
+POST   /admin/destinations/{id}/dead-letters/redrive start re-queueing them (in chunks as
+                                                     the destination has room): {"redriven": n}
 DELETE /admin/destinations/{id}/dead-letters         delete them: {"purged": n}
 
 Listing and purging read and write the log only and run in a worker thread, so a

@@ -9,11 +9,12 @@ backlog stays in the log as lag. It learns of new events from the log's commit l
 when the log is in this process, and by polling otherwise (an import from another
 process).
 
-Dead letters are redriven through the same lanes: ``redrive`` moves them into the retry
-table as fresh events (attempts start again at 0). `headwater dlq redrive` runs in another
-process and must not touch the retry table under a running router's feet, so it writes a
-redrive request to the ``destinations`` table, which the reader polls about once a second
-(and every start picks up).
+Dead letters are redriven through the same lanes: a redrive task moves them into the retry
+table as fresh events (attempts start again at 0), a chunk at a time as the destination
+has room (see _redrive.py). `headwater dlq redrive` runs in another process and must not
+touch the retry table under a running router's feet, so it writes a redrive request to
+the ``destinations`` table, which that task polls about once a second (and every start
+picks up).
 """
 
 from __future__ import annotations
@@ -48,19 +49,22 @@ from ._records import (
     DESTINATIONS,
     RETRIES,
     PendingRecord,
+    RedriveProgress,
     cursor_name,
-    decode_dead_letter,
     decode_destination,
     decode_pending,
     decode_redrive,
+    decode_redriving,
     encode,
     event_key,
     event_prefix,
     redrive_key,
+    redriving_key,
     stats_key,
 )
+from ._redrive import REDRIVE_CHUNK, redrive_chunk, widen
 from ._retry import RetryPolicy
-from ._state import DeliveryState
+from ._state import COMMIT_INTERVAL, DeliveryState
 from ._status import DestinationStatus, read_status
 from ._supervise import LoopTasks, RestartBackoff, describe, supervise
 
@@ -131,7 +135,11 @@ class DestinationLoop(LoopTasks):
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._committer: asyncio.Task[None] | None = None
-        self._last_redrive_check = 0.0
+        self._redrive: RedriveProgress | None = None
+        """The redrive under way (its durable copy is ``redriving\\0<id>``), None when none."""
+        self._redrive_room = asyncio.Event()
+        self._redriven: list[tuple[PendingRecord, int]] = []
+        """The chunk last re-queued, parked once its commit has landed."""
         self._stopping = False
         self._failed = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -190,17 +198,23 @@ class DestinationLoop(LoopTasks):
                 load_pending=self._load_pending,
                 latency=self._observe_latency,
                 send_timeout=settings.send_timeout,
-                on_progress=self._room.set,
+                on_progress=self._progress,
             )
             for i in range(max(1, settings.concurrency))
         ]
         self._lane_of = {}
+        raw = self.log.get_value(DESTINATIONS, redriving_key(self.id))
+        self._redrive = None if raw is None else decode_redriving(raw)
+        self._redriven = []
         self._load_parked(cursor)
         self._probe_parked()
         state.touch()
         await state.commit()
         self._committer = asyncio.create_task(state.run(), name=f"hw-commit-{self.id}")
-        self._tasks = [asyncio.create_task(self._read(), name=f"hw-read-{self.id}")]
+        self._tasks = [
+            asyncio.create_task(self._read(), name=f"hw-read-{self.id}"),
+            asyncio.create_task(self._redrive_task(), name=f"hw-redrive-{self.id}"),
+        ]
         self._tasks += [
             asyncio.create_task(lane.run(), name=f"hw-lane-{self.id}-{lane.index}")
             for lane in self.lanes
@@ -307,20 +321,17 @@ class DestinationLoop(LoopTasks):
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), poll)
-                await self._maybe_redrive()
                 continue
             self._new_data.clear()
             end = min(limit, self.read_pos + READ_CHUNK - 1)
             last = self._admit_chunk(self.read_pos, end)
             if last:
                 self.read_pos = last + 1
-                await self._maybe_redrive()
                 await asyncio.sleep(0)
                 continue
             if self.log.last_seq() >= self.read_pos:
                 self._skip_gap()
                 continue
-            await self._maybe_redrive()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_data.wait(), poll)
 
@@ -487,58 +498,99 @@ class DestinationLoop(LoopTasks):
         )
         lane.poke()
 
-    async def _maybe_redrive(self) -> None:
-        now = time.monotonic()
-        if now - self._last_redrive_check < self.settings.redrive_interval:
-            return
-        self._last_redrive_check = now
-        raw = self.log.get_value(DESTINATIONS, redrive_key(self.id))
-        if raw is not None:
-            request = decode_redrive(raw)
-            count = self.redrive(request.requested_at, from_request=True)
-            _log.info(
-                "destination %s: redriving %d dead letters (requested by %s)",
-                self.id,
-                count,
-                request.requested_by,
-                extra={"fields": {"destination": self.id}},
-            )
+    def _progress(self) -> None:
+        """A lane finished a batch: the reader and the redrive may have room again."""
+        self._room.set()
+        self._redrive_room.set()
 
-    def redrive(self, up_to: int | None = None, *, from_request: bool = False) -> int:
-        """Re-queue the dead letters recorded at or before ``up_to`` (all when None) as
-        fresh events; return how many. Durable with the next commit."""
+    async def _redrive_task(self) -> None:
+        """Take up redrive requests (about once a second) and re-queue the dead letters of
+        the redrive under way a chunk at a time, while the destination has room."""
+        interval = self.settings.redrive_interval
+        next_check = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + interval
+                self._take_request()
+            if self._redriving and self._redrive_step():
+                await asyncio.sleep(0)
+                continue
+            wait = max(0.0, next_check - time.monotonic())
+            if self._redriving:  # waiting for room, or for the last chunk's commit
+                wait = min(wait, COMMIT_INTERVAL)
+            self._redrive_room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._redrive_room.wait(), wait)
+
+    def _take_request(self) -> None:
+        raw = self.log.get_value(DESTINATIONS, redrive_key(self.id))
+        if raw is None:
+            return
+        request = decode_redrive(raw)
+        self._start_redrive(request.requested_at, request.requested_by)
+        assert self.state is not None
+        self.state.stage(DESTINATIONS, redrive_key(self.id), None)
+        _log.info(
+            "destination %s: redriving the dead letters recorded up to %d (requested by %s)",
+            self.id,
+            request.requested_at,
+            request.requested_by,
+            extra=self.log_extra,
+        )
+
+    def _start_redrive(self, up_to: int, by: str) -> None:
         state = self.state
-        if state is None:
+        assert state is not None
+        self._redrive = progress = widen(self._redrive, up_to, by)
+        state.stage(DESTINATIONS, redriving_key(self.id), encode(progress))
+        state.touch()
+
+    @property
+    def _redriving(self) -> bool:
+        return self._redrive is not None or bool(self._redriven)
+
+    def _redrive_step(self) -> bool:
+        """Park the chunk last re-queued once its commit has landed (so a redriven event
+        is never sent before it left the dead letters for good), or re-queue the next one;
+        False when waiting for that commit, or for room (the window full of parked
+        events)."""
+        state = self.state
+        assert state is not None
+        if not state.saved(DESTINATIONS, redriving_key(self.id)):
+            return False
+        if self._redriven:
+            for pending, size in self._redriven:
+                self._park_entry(pending, size)
+            self._redriven = []
+            return True
+        progress = self._redrive
+        room = self.settings.window - self.pending
+        if progress is None or room <= 0:
+            return False
+        self._redriven, done = redrive_chunk(state, progress, min(REDRIVE_CHUNK, room))
+        for pending, _size in self._redriven:
+            if pending.seq >= self.read_pos:  # not read yet: the retry table has it
+                self._skip.add(pending.seq)
+        if done:
+            self._redrive = None
+            _log.info("destination %s: redrive done", self.id, extra=self.log_extra)
+        return True
+
+    def redrive(self) -> int:
+        """Start re-queueing the dead letters recorded up to now as fresh events (in
+        chunks as the destination has room, see _redrive.py); return how many dead letters
+        there are now (counted from their keys). Durable with the next commit."""
+        if self.state is None:
             raise RuntimeError(f"destination {self.id} is not running")
         if self._failed:
             raise StartError(
                 f"destination {self.id!r} failed and is restarting; nothing redriven (try "
                 "again once it runs, or `headwater dlq redrive` to have it done then)"
             )
-        count = 0
-        for key, raw in self.log.items(DEAD_LETTERS, event_prefix(self.id)):
-            letter = decode_dead_letter(raw)
-            if up_to is not None and letter.last_attempt_at > up_to:
-                continue
-            pending = PendingRecord(
-                seq=letter.seq,
-                user=_user_of(letter.event),
-                source=letter.source,
-                received_at=letter.received_at,
-                event=letter.event,
-            )
-            encoded = encode(pending)
-            state.stage(DEAD_LETTERS, key, None)
-            state.stage(RETRIES, event_key(self.id, letter.seq), encoded)
-            self._park_entry(pending, len(encoded))
-            if letter.seq >= self.read_pos:
-                self._skip.add(letter.seq)
-            count += 1
-        if from_request:
-            state.stage(DESTINATIONS, redrive_key(self.id), None)
-        if count:
-            state.count("redriven", count)
-        state.touch()
+        count = self.log.count(DEAD_LETTERS, event_prefix(self.id))
+        self._start_redrive(now_us(), "api")
+        self._redrive_room.set()
         return count
 
     def purge(self) -> int:
@@ -596,10 +648,3 @@ class DestinationLoop(LoopTasks):
             state="backing_off" if held else ("stopped" if self._stopping else "running"),
             pending=self.pending,
         )
-
-
-def _user_of(event: dict[str, Any]) -> str:
-    try:
-        return event_from_dict(event).user_key
-    except EventError:
-        return str(event.get("userId") or event.get("anonymousId") or "")

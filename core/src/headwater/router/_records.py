@@ -10,6 +10,8 @@ prefix and come back in log order.
 - ``dead_letters`` ``<id>\\0<seq>`` -> DeadLetter
 - ``destinations`` ``stats\\0<id>`` -> DestinationRecord (counters, state, owning pid)
                    ``redrive\\0<id>`` -> RedriveRequest (written by `headwater dlq redrive`)
+                   ``redriving\\0<id>`` -> RedriveProgress (a redrive the LMDB router
+                   carries out, see _redrive.py)
                    ``paused\\0<id>`` -> time paused (`headwater destinations pause`)
 """
 
@@ -93,6 +95,16 @@ class RedriveRequest(msgspec.Struct, kw_only=True):
     requested_by: str = "cli"
 
 
+class RedriveProgress(msgspec.Struct, kw_only=True):
+    """A redrive the destination's router has taken up: the dead letters recorded at or
+    before ``up_to`` are re-queued in seq order, a chunk at a time; those up to seq
+    ``after`` are done (-1: none yet). Written and deleted by the router alone."""
+
+    up_to: int
+    after: int = -1
+    requested_by: str = "cli"
+
+
 def cursor_name(destination: str) -> str:
     return f"destination:{destination}"
 
@@ -121,6 +133,10 @@ def redrive_key(destination: str) -> bytes:
     return b"redrive" + _SEP + destination.encode()
 
 
+def redriving_key(destination: str) -> bytes:
+    return b"redriving" + _SEP + destination.encode()
+
+
 def pause_key(destination: str) -> bytes:
     """``destinations`` key of a paused destination's flag (`headwater destinations pause`):
     durable, so a paused destination stays paused across restarts."""
@@ -136,6 +152,7 @@ _dead_letter = msgspec.msgpack.Decoder(DeadLetter)
 _pending = msgspec.msgpack.Decoder(PendingRecord)
 _destination = msgspec.msgpack.Decoder(DestinationRecord)
 _redrive = msgspec.msgpack.Decoder(RedriveRequest)
+_redriving = msgspec.msgpack.Decoder(RedriveProgress)
 
 
 def encode(record: msgspec.Struct) -> bytes:
@@ -169,3 +186,7 @@ __all__ = [
     "RedriveRequest",
     "State",
 ]
+
+
+def decode_redriving(raw: bytes) -> RedriveProgress:
+    return _redriving.decode(raw)

@@ -209,7 +209,8 @@ class Router:
         return dead_letter_page(self.log, destination, limit=limit, after=after)
 
     def redrive(self, destination: str) -> int:
-        """Re-queue the destination's dead letters now (it must be running)."""
+        """Start re-queueing the destination's dead letters (it must be running; in
+        chunks as it has room); return how many there are."""
         self.instance(destination)
         loop = self.loops.get(destination)
         if loop is None:

@@ -77,6 +77,10 @@ class DeliveryState:
         except KeyError:
             return self.log.get_value(table, key)
 
+    def saved(self, table: bytes, key: bytes) -> bool:
+        """Whether nothing is staged for this key that is not committed yet."""
+        return (table, key) not in self._unsaved
+
     def count(self, counter: Counter, n: int = 1) -> None:
         record = self.record
         if counter == "delivered":

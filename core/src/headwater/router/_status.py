@@ -26,6 +26,7 @@ from ._records import (
     event_prefix,
     pause_key,
     redrive_key,
+    redriving_key,
     stats_key,
 )
 
@@ -157,7 +158,10 @@ def read_status(
         dead_lettered=record.dead_lettered,
         filtered=record.filtered,
         redriven=record.redriven,
-        redrive_requested=log.get_value(DESTINATIONS, redrive_key(destination)) is not None,
+        redrive_requested=any(  # requested, or under way (LMDB)
+            log.get_value(DESTINATIONS, key(destination)) is not None
+            for key in (redrive_key, redriving_key)
+        ),
         last_delivery_at=iso_us(record.last_delivery_at) if record.last_delivery_at else None,
         last_error=record.last_error or None,
         last_error_at=iso_us(record.last_error_at) if record.last_error_at else None,

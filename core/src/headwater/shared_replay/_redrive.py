@@ -23,13 +23,11 @@ so two daemons never convert one request at once.
 
 from __future__ import annotations
 
-from headwater_spec import EventError, event_from_dict
-
 from ..log import JetStreamLog, now_us
 from ..replay import REPLAYS, ReplayJob
 from ..replay._jobs import list_jobs, next_job_id
 from ..replay._records import encode_job, job_key, retry_namespace
-from ..router import DEAD_LETTERS, DESTINATIONS, RETRIES, PendingRecord
+from ..router import DEAD_LETTERS, DESTINATIONS, RETRIES
 from ..router._records import (
     decode_dead_letter,
     decode_redrive,
@@ -39,6 +37,7 @@ from ..router._records import (
     redrive_key,
     seq_of_key,
 )
+from ..router._redrive import requeued
 
 SideOp = tuple[bytes, bytes, bytes | None]
 REDRIVE_CHUNK = 1000
@@ -77,14 +76,7 @@ async def redrive_as_job(log: JetStreamLog, destination: str) -> ReplayJob | Non
             letter = decode_dead_letter(value)
             if letter.last_attempt_at > up_to:
                 continue
-            pending = PendingRecord(
-                seq=letter.seq,
-                user=_user_of(letter.event),
-                source=letter.source,
-                received_at=letter.received_at,
-                event=letter.event,
-            )
-            ops.append((RETRIES, event_key(namespace, letter.seq), encode(pending)))
+            ops.append((RETRIES, event_key(namespace, letter.seq), encode(requeued(letter))))
         if ops:
             await log.awrite_batch(ops)
     # Delete exactly the dead letters that became the job's retries (not those recorded
@@ -109,10 +101,3 @@ def _interrupted(log: JetStreamLog, destination: str) -> ReplayJob | None:
         if job.destination == destination and job.state == "paused" and job.error == CONVERTING:
             return job
     return None
-
-
-def _user_of(event: dict[str, object]) -> str:
-    try:
-        return event_from_dict(event).user_key
-    except EventError:
-        return str(event.get("userId") or event.get("anonymousId") or "")
