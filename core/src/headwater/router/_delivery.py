@@ -36,7 +36,6 @@ from headwater_spec import Destination, Event, EventError, Outcome, event_from_d
 from ..log import AnyLog, LogClosedError, LogRecord, now_us
 from ._batcher import BatchLimits, estimate_json_size
 from ._cancel import cancel_and_wait
-from ._deadletters import purge_dead_letters
 from ._decode import decode_routed
 from ._filter import EventFilter
 from ._health import Health
@@ -592,19 +591,6 @@ class DestinationLoop(LoopTasks):
         self._start_redrive(now_us(), "api")
         self._redrive_room.set()
         return count
-
-    def purge(self) -> int:
-        """Delete every dead letter of this destination (durable with the next commit)."""
-        state = self.state
-        if state is None:
-            raise RuntimeError(f"destination {self.id} is not running")
-        if self._failed:  # nothing runs to commit what is staged: delete them at once
-            return purge_dead_letters(self.log, self.id)
-        keys = [key for key, _ in self.log.items(DEAD_LETTERS, event_prefix(self.id))]
-        for key in keys:
-            state.stage(DEAD_LETTERS, key, None)
-        state.touch()
-        return len(keys)
 
     def _recovered(self) -> None:
         now = now_us()
