@@ -46,6 +46,7 @@ from ._push import (
     Rejection,
 )
 from ._secrets import (
+    REDACT_MIN_LENGTH,
     SecretPath,
     SecretRedactor,
     holds_secret,
@@ -74,6 +75,7 @@ __all__ = [
     "EVENT_CLASSES",
     "EVENT_TYPES",
     "PROJECT_NAME",
+    "REDACT_MIN_LENGTH",
     "SPEC_VERSION",
     "Alias",
     "BaseEvent",

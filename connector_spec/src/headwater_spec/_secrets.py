@@ -21,6 +21,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 MASK = "***"
+REDACT_MIN_LENGTH = 4
+"""The shortest secret value ``SecretRedactor`` masks in free text (as `headwater validate`
+does)."""
 """What a redacted secret reads as, in reprs, listings and scrubbed text."""
 ANY = "*"
 SecretPath = tuple[str, ...]
@@ -158,13 +161,15 @@ class SecretRedactor:
 
     Services echo credentials in error bodies (``Invalid API key: <key>``), and those bodies
     become outcome reasons, dead letters and log lines; pass every reason built from a
-    response through the redactor of the instance's secrets. Empty and None values are
-    ignored; longer secrets are replaced first, so one that contains another is masked
-    whole.
+    response through the redactor of the instance's secrets. Values shorter than
+    ``REDACT_MIN_LENGTH`` are ignored (masking ``2`` or ``on`` in free text would garble
+    every number and word in it, and hides nothing a guess would not find); longer secrets
+    are replaced first, so one that contains another is masked whole. Config displays
+    (``redact_config``) mask secret values of any length.
     """
 
     def __init__(self, secrets: Iterable[object]) -> None:
-        values = {str(s) for s in secrets if s}
+        values = {str(s) for s in secrets if s and len(str(s)) >= REDACT_MIN_LENGTH}
         self._secrets = sorted(values, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:

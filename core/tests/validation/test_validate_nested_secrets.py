@@ -52,6 +52,23 @@ def test_a_literal_header_value_is_a_warning_that_never_shows_it(
     assert "destinations.hook.headers.Authorization" in out and "HW040" in out
 
 
+def test_a_literal_plain_header_is_no_warning_but_a_credential_like_one_is(
+    tmp_path: object,
+) -> None:
+    """Header names are the user's: a value in that map warns (HW040) only when its name or
+    value reads like a credential; `Accept` or a tenant id is no reason to fail a strict
+    CI. Every value is still masked in free text."""
+    text = BASE + (
+        'headers = { Accept = "application/json", X-Tenant = "acme-corp", '
+        'X-Api-Key = "k-123456", Custom = "Basic dXNlcjpwYXNz" }\n'
+    )
+    code, out = _validate(tmp_path, text, "json")
+    assert code == 0, out
+    warned = {w["path"] for w in json.loads(out)["warnings"] if w["code"] == "HW040"}
+    assert warned == {"destinations.hook.headers.X-Api-Key", "destinations.hook.headers.Custom"}
+    assert "k-123456" not in out and "dXNlcjpwYXNz" not in out
+
+
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_a_header_value_that_breaks_the_schema_is_shown_as_stars(
     tmp_path: object, fmt: str

@@ -118,6 +118,24 @@ def test_other_4xx_is_rejected_with_status_and_body(
     assert outcomes == [Rejected(reason=f'HTTP {status}: {{"error":"bad event"}}')] * 2
 
 
+@pytest.mark.parametrize("status", [401, 503])
+def test_an_answer_echoing_a_header_value_or_the_secret_is_masked(
+    server: ServiceServer, tmp_path: Path, status: int
+) -> None:
+    """Receivers echo what they were sent; reasons are stored (dead letters, last_error)
+    and shown, so the instance's secrets are masked in them, also across the 200-char cut."""
+    token, signing = "Bearer tok-" + "x" * 40, "signing-key-123"
+    echo = f"{'.' * 180}bad token {token} (signed with {signing})"
+    server.reply = Reply(status, echo.encode())
+    dest = make(tmp_path, url=server.url, secret=signing, headers={"Authorization": token})
+    outcomes = send(dest)
+    assert server.received()[0].header("authorization") == token  # sent as configured
+    for outcome in outcomes:
+        assert isinstance(outcome, Retry | Rejected)
+        assert "tok-" not in outcome.reason and signing not in outcome.reason
+        assert "bad token ***" in outcome.reason
+
+
 def test_redirects_are_not_followed(server: ServiceServer, tmp_path: Path) -> None:
     server.reply = Reply(302, b"", (("Location", "http://127.0.0.1:9/elsewhere"),))
     outcomes = send(make(tmp_path, url=server.url))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from headwater_spec import secret_locations
 
 from ..config import FRAMEWORK_KEYS
@@ -20,13 +22,42 @@ def check_secrets(run: Run) -> None:
         if inst.loaded is None:
             continue
         own = {k: v for k, v in inst.raw.items() if k not in FRAMEWORK_KEYS}
-        for where, raw in secret_locations(inst.loaded.spec.secret_paths(), own):
-            _one(run, (*inst.path, *where), raw)
+        paths = inst.loaded.spec.secret_paths()
+        for where, raw in secret_locations(paths, own):
+            warn = not _named_by_user(paths, where) or _looks_like_credential(where[-1], raw)
+            _one(run, (*inst.path, *where), raw, warn=warn)
 
 
-def _one(run: Run, path: Path, raw: object) -> None:
+CREDENTIAL = re.compile(
+    r"auth|token|key|secret|pass|cookie|session|signature|credential|bearer|basic ", re.I
+)
+"""A key or value that reads like a credential (``Authorization``, ``X-Api-Key``,
+``Bearer ...``)."""
+
+
+def _named_by_user(paths: frozenset[tuple[str, ...]], where: tuple[str | int, ...]) -> bool:
+    """True when the value's own key was chosen by the user, not the spec: a value of a
+    map marked secret as a whole (the webhook's ``headers``), not a named secret field."""
+    return not any(
+        len(p) == len(where)
+        and p[-1] != "*"
+        and all(a in ("*", str(b)) for a, b in zip(p, where, strict=True))
+        for p in paths
+    )
+
+
+def _looks_like_credential(key: str | int, raw: object) -> bool:
+    return bool(CREDENTIAL.search(str(key))) or (
+        isinstance(raw, str) and bool(CREDENTIAL.match(raw))
+    )
+
+
+def _one(run: Run, path: Path, raw: object, *, warn: bool = True) -> None:
+    """Register the secret with the redactor (always); warn when it is written literally,
+    unless ``warn`` is off: a value in a user-named map whose key and value do not read
+    like a credential (``Accept = "application/json"`` among the webhook's headers)."""
     run.redactor.add_field(raw, run.environ)
-    if is_literal(raw):
+    if warn and is_literal(raw):
         variable = "_".join(str(p).upper().replace("-", "_") for p in path[-2:])
         example = f'"${{{variable}}}"'
         if isinstance(raw, list):

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headwater_spec import strings_in
+from headwater_spec import REDACT_MIN_LENGTH, strings_in
 
 from ..config import MissingEnvError, env_refs, expand
 
 MASK = "***"
-MIN_LENGTH = 4
+MIN_LENGTH = REDACT_MIN_LENGTH
 """Shorter values are not scrubbed from free text: they protect nothing, and masking every
 `dev` or `eu` in every message would make the output unreadable. Validation's own messages
 never quote a secret field's value at any length."""

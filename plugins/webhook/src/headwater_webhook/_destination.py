@@ -55,6 +55,7 @@ class WebhookDestination(Destination):
         }
         self._session: aiohttp.ClientSession | None = None
         self._encoder = msgspec.json.Encoder()
+        self._redact = self.spec.redactor(self.config)  # the secret and header values
 
     def __repr__(self) -> str:
         shown = {
@@ -98,7 +99,7 @@ class WebhookDestination(Destination):
             return [Retry(reason=reason)] * len(batch)
         except (aiohttp.ClientError, OSError) as exc:
             return [Retry(reason=f"cannot reach the webhook: {type(exc).__name__}")] * len(batch)
-        return outcomes_for(status, content, retry_after, len(batch))
+        return outcomes_for(status, content, retry_after, len(batch), self._redact)
 
     async def check(self) -> CheckResult:
         """POST an empty batch (``{"batch": [], ...}``, signed like any other): a 2xx proves

@@ -9,6 +9,7 @@ with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from headwater_spec import DELIVERED, Outcome, Rejected, Retry, retry_after_seconds
@@ -27,10 +28,20 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return retry_after_seconds(value, now=when)
 
 
-def outcomes_for(status: int, body: bytes, retry_after: str | None, count: int) -> list[Outcome]:
+def outcomes_for(
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    count: int,
+    redact: Callable[[str], str] = str,
+) -> list[Outcome]:
+    """``redact`` masks the instance's secrets in the reason: receivers echo what they
+    were sent (``401 bad token Bearer ...``), and reasons are stored and shown."""
     if 200 <= status < 300:
         return [DELIVERED] * count
-    snippet = body[:REASON_BODY_CHARS].decode("utf-8", "replace").strip()
+    # masked before it is cut, so a secret across the cut is masked whole
+    text = redact(body[: REASON_BODY_CHARS + 4096].decode("utf-8", "replace"))
+    snippet = text[:REASON_BODY_CHARS].strip()
     reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")
     if status in RETRYABLE or status >= 500:
         retry: Outcome = Retry(reason=reason, retry_after=parse_retry_after(retry_after))
