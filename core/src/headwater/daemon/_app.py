@@ -26,6 +26,7 @@ from ..plugins import ConnectorRegistry, load_plugins
 from ._context import InstanceContext
 from ._endpoints import add_endpoints
 from ._http import HttpServer
+from ._logging import set_log_secrets
 from ._metrics import Metrics
 from ._routes import RouteTable
 from ._runfile import RunInfo, remove_runfile, write_runfile
@@ -112,6 +113,17 @@ class Daemon:
                     path=f"sources.{instance.id}.connector",
                 )
 
+    def register_log_secrets(self) -> None:
+        """Mask every secret of the running config in all later log lines (the admin
+        token, each instance's secret values, nested ones included); again on reload."""
+        token = self.config.server.admin_token
+        values = [token] if token else []
+        for instance in self.config.instances():
+            if instance.connector in self.registry:
+                spec = self.registry.get(instance.connector).spec
+                values += spec.secret_values(instance.options)
+        set_log_secrets(values)
+
     def _open_log(self) -> AnyLog:
         """LMDB in the data dir, or the JetStream stream several daemons share."""
         return open_log(self.config)
@@ -167,6 +179,7 @@ class Daemon:
         self.state = "starting"
         try:
             self._check_config()
+            self.register_log_secrets()
             self.config.data_dir.mkdir(parents=True, exist_ok=True)
             self._log = self._open_log()
             body_cap = self._build_sources()

@@ -1,8 +1,11 @@
 """Structured logs: one JSON object per line when stderr is not a terminal, readable
 ``key=value`` lines when it is.
 
-Records carry their structured fields in ``extra={"fields": {...}}``. Nothing here knows
-secrets: callers never put config values, write keys or tokens in fields.
+Records carry their structured fields in ``extra={"fields": {...}}``. Callers never put
+config values, write keys or tokens in fields. As a second line of defence, the daemon
+registers every secret of its running config (``set_log_secrets``, again on each reload),
+and every line is written with them masked: the message, the fields and a traceback, whose
+exception text may quote what a library was given.
 """
 
 from __future__ import annotations
@@ -10,15 +13,27 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from headwater_spec import SecretRedactor
+
 _HANDLER_MARK = "_headwater_handler"
+_redact = SecretRedactor(())
+
+
+def set_log_secrets(values: Iterable[str]) -> None:
+    """Mask ``values`` in every log line written from now on (replaces the earlier set)."""
+    global _redact
+    _redact = SecretRedactor(values)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = getattr(record, "fields", None)
-    return dict(fields) if isinstance(fields, dict) else {}
+    if not isinstance(fields, dict):
+        return {}
+    return {k: _redact(v) if isinstance(v, str) else v for k, v in fields.items()}
 
 
 def _time(record: logging.LogRecord) -> str:
@@ -32,11 +47,11 @@ class JsonFormatter(logging.Formatter):
             "ts": _time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _redact(record.getMessage()),
         }
         out.update(_fields(record))
         if record.exc_info and record.exc_info[0] is not None:
-            out["exception"] = self.formatException(record.exc_info)
+            out["exception"] = _redact(self.formatException(record.exc_info))
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
@@ -48,7 +63,7 @@ class TextFormatter(logging.Formatter):
             line = f"{line}  {pairs}"
         if record.exc_info and record.exc_info[0] is not None:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return _redact(line)
 
 
 def setup_logging(

@@ -186,6 +186,7 @@ class Reloader:
             )
         # -- nothing was touched so far; from here on the new config is applied ----------
         daemon.config = new
+        daemon.register_log_secrets()
         if self.router is not None:
             self.router.config = new
         token = new.server.admin_token
