@@ -300,7 +300,9 @@ class ReplayRun(LoopTasks):
         """Log the failure and keep it in the job (``error``) until the run starts again;
         the counters go back to what was last committed, as after a crash."""
         job = self.job
-        self.failure = f"delivery task {task} failed ({describe(error)}); restarting"
+        connector = self.connector  # the error's text with the instance's secrets masked
+        text = connector.spec.redactor(connector.config)(describe(error))
+        self.failure = f"delivery task {task} failed ({text}); restarting"
         await self.log.append("", ())  # lands after any commit the committer had in flight
         raw = self.log.get_value(REPLAYS, job_key(job.id))
         if raw is not None:

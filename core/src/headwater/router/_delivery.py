@@ -270,7 +270,7 @@ class DestinationLoop(LoopTasks):
         state.record = record
         now = now_us()
         record.state = "failed"
-        record.last_failure, record.last_failure_at = describe(error), now
+        record.last_failure, record.last_failure_at = self._described(error), now
         record.restart_at = now + int(retry_in * 1e6)
         state.count("task_failures")
         _log.error(
@@ -284,6 +284,11 @@ class DestinationLoop(LoopTasks):
             extra={"fields": {"destination": self.id, "task": task, "restart_in": retry_in}},
         )
         await state.save_record()
+
+    def _described(self, error: BaseException) -> str:
+        """The error's text with the instance's secrets masked (it is stored and shown)."""
+        connector = self.connector
+        return connector.spec.redactor(connector.config)(describe(error))
 
     async def reopen(self) -> None:
         await self._open()
