@@ -184,6 +184,23 @@ async def test_rows_another_writer_stored_are_not_duplicated_whichever_path_load
     )
 
 
+async def test_a_fresh_batch_ends_the_replay_checks_even_with_a_repeated_message_id(
+    make: Make, pg: psycopg.Connection[Any]
+) -> None:
+    """After a conflict the table's batches ask first what is stored, until one finds
+    nothing stored; a messageId repeated within that batch does not keep it asking."""
+    batch = [track(order_id=f"o{i}") for i in range(10)]
+    destination = make()
+    assert delivered(await destination.send(batch))
+    assert delivered(await destination.send(batch))  # a replay: the COPY conflicts
+    loader = destination.loader
+    assert "tracks" in loader.replaying
+    fresh = [track(order_id=f"n{i}") for i in range(5)]
+    assert delivered(await destination.send([*fresh, fresh[0]]))
+    assert "tracks" not in loader.replaying
+    assert pg.execute("SELECT count(*) FROM tracks").fetchone() == (15,)
+
+
 async def test_an_event_without_message_id_gets_a_stable_one_and_is_not_duplicated(
     make: Make, pg: psycopg.Connection[Any]
 ) -> None:

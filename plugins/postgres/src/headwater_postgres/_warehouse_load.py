@@ -85,7 +85,7 @@ class Loader:
                 at = names.index("message_id")
                 if table in self.replaying:
                     fresh = await _not_stored(conn, target, at, values)
-                    if len(fresh) == len(values):
+                    if len(fresh) == len({row[at] for row in values}):  # none was stored
                         self.replaying.discard(table)
                     if not fresh:
                         continue
