@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from headwater.log import AnyLog
 
 REQUIRE_SERVICES = os.environ.get("HEADWATER_REQUIRE_SERVICES") == "1"
 
@@ -45,6 +52,28 @@ def nats_url() -> str:
     url = os.environ.get("HEADWATER_TEST_NATS", "nats://127.0.0.1:4222")
     need_service("NATS", "127.0.0.1", 4222)
     return url
+
+
+@pytest.fixture(params=["lmdb", "jetstream"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, AnyLog]]:
+    """A fresh log on each backend, as ``(name, log)``: LMDB in a temp dir, JetStream on a
+    stream of its own (dropped after the test) on the local NATS server."""
+    from headwater.log import JetStreamLog, LmdbLog
+    from headwater.log._nats_connect import NatsOptions
+
+    if request.param == "lmdb":
+        with LmdbLog(tmp_path / "data", sync=False) as log:
+            yield "lmdb", log
+        return
+    options = NatsOptions(servers=(request.getfixturevalue("nats_url"),))
+    stream = f"hwtest-{uuid.uuid4().hex[:12]}"
+    js = JetStreamLog(options, stream)
+    try:
+        yield "jetstream", js
+    finally:
+        js.close()
+        with JetStreamLog(options, stream) as cleanup:
+            cleanup.drop()
 
 
 @pytest.fixture

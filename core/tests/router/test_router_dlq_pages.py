@@ -8,7 +8,7 @@ import asyncio
 import json
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,23 +50,6 @@ pytestmark = pytest.mark.timeout(120)
 SIZES = {"lmdb": 20_000, "jetstream": 1_500}
 PADS = {"lmdb": 300, "jetstream": 4_000}
 LIMITS = {"lmdb": 500, "jetstream": 100}
-
-
-@pytest.fixture(params=["lmdb", "jetstream"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, AnyLog]]:
-    if request.param == "lmdb":
-        with LmdbLog(tmp_path / "data", sync=False) as log:
-            yield "lmdb", log
-        return
-    options = NatsOptions(servers=(request.getfixturevalue("nats_url"),))
-    stream = f"hwtest-{uuid.uuid4().hex[:12]}"
-    log = JetStreamLog(options, stream)
-    try:
-        yield "jetstream", log
-    finally:
-        log.close()
-        with JetStreamLog(options, stream) as cleanup:
-            cleanup.drop()
 
 
 def letter(

@@ -303,7 +303,8 @@ class ReplayRun(LoopTasks):
         connector = self.connector  # the error's text with the instance's secrets masked
         text = connector.spec.redactor(connector.config)(describe(error))
         self.failure = f"delivery task {task} failed ({text}); restarting"
-        await self.log.append("", ())  # lands after any commit the committer had in flight
+        if self.state is not None:  # the commit the cancelled committer had in flight
+            await self.state.landed()
         raw = self.log.get_value(REPLAYS, job_key(job.id))
         if raw is not None:
             committed = decode_job(raw)

@@ -265,7 +265,7 @@ class DestinationLoop(LoopTasks):
         self._failed = True
         state = self.state
         assert state is not None
-        await self.log.append("", ())  # lands after any commit the committer had in flight
+        await state.landed()  # the commit the cancelled committer had in flight
         record = decode_destination(self.log.get_value(DESTINATIONS, stats_key(self.id)))
         state.record = record
         now = now_us()

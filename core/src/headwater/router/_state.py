@@ -8,11 +8,19 @@ is written in the same transaction. Commits go through the log's group commit
 (``append`` with only side writes), so they share the fsync of concurrent ingestion
 instead of competing with it. One commit per destination is in flight at a time; lanes
 never wait for it (a crash before it lands only means those events are sent again).
+
+A commit sent to the log runs to its end even when the committer is cancelled (a stop, a
+failed task): on LMDB a cancelled ``append`` is still written (the writer's queue), but on
+JetStream a commit is a sequence of KV writes on the log's own loop, and cancelling it
+would cut it short, losing the rest of its writes (they are no longer staged). So the
+write is shielded, and the next commit, ``save_record`` and whoever reads the committed
+state after a cancel wait for it first (``landed``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -57,6 +65,8 @@ class DeliveryState:
         self._unsaved: dict[tuple[bytes, bytes], bytes | None] = {}
         self._dirty = asyncio.Event()
         self._record_dirty = False
+        self._landing: asyncio.Future[bool] | None = None
+        """The commit last sent to the log (it runs on if its committer is cancelled)."""
         self.commits = 0
         self.on_count: CountHook | None = None
         """Told of every counter change (the daemon mirrors them into its metrics)."""
@@ -125,10 +135,25 @@ class DeliveryState:
                 await asyncio.sleep(COMMIT_INTERVAL)
 
     async def commit(self) -> None:
+        await self.landed()  # commits land one after the other, in order
         staged, self._ops = self._ops, []
         self._record_dirty = False
         low = self.watermark.low
         ops = [*staged, *self.position_ops(low)]
+        self._landing = landing = asyncio.ensure_future(self._land(staged, ops, low))
+        if not await asyncio.shield(landing):
+            await asyncio.sleep(1.0)
+
+    async def landed(self) -> None:
+        """Wait until the commit last sent to the log has landed (or failed), also when
+        the task that sent it was cancelled meanwhile."""
+        landing = self._landing
+        if landing is not None and not landing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(landing)
+
+    async def _land(self, staged: list[SideOp], ops: list[SideOp], low: int) -> bool:
+        """Write one commit; False when it failed (all of it staged again)."""
         try:
             await self.log.append("", (), side_ops=ops)
         except LogClosedError:
@@ -145,14 +170,14 @@ class DeliveryState:
                 exc,
                 extra={"fields": {"destination": self.destination}},
             )
-            await asyncio.sleep(1.0)
-            return
+            return False
         self.saved_cursor = low
         self.commits += 1
         unsaved = self._unsaved
         for table, key, value in staged:
             if (table, key) in unsaved and unsaved[(table, key)] is value:
                 del unsaved[(table, key)]
+        return True
 
     def position_ops(self, low: int) -> list[SideOp]:
         """The cursor and record writes that go with every commit. A replay job overrides
@@ -170,6 +195,7 @@ class DeliveryState:
     async def save_record(self) -> None:
         """Write the record alone, nothing staged and not the cursor (after a failed task,
         when what is in memory is not to be trusted)."""
+        await self.landed()
         self._record_dirty = False
         await self.log.append("", (), side_ops=self.record_ops())
 
