@@ -17,6 +17,15 @@ path as a live one. What differs:
   yielding the event loop between them, so ingestion and live delivery keep their latency;
 - it ends: once every seq of the range is finished and nothing is parked, the job is done.
 
+Its parked retries (those left by a stopped run, or every dead letter of a JetStream
+redrive, see shared_replay._redrive) are loaded into the lanes in key (seq) order a chunk
+at a time, only while fewer than a window are parked in memory (``router._redrive.room``,
+as the LMDB redrive re-queues dead letters), so memory holds about a window of them
+however many there are. The reader waits until the last of them is loaded: a user's
+retry then always blocks that user's later events (per-user order), and every retry at or
+past the cursor is in the skip set before the reader meets its seq. A retry leaves the
+table only when its event is delivered or dead-lettered, as always.
+
 Per-user order holds within the replay (as within live delivery); a user's live events may
 reach the destination before that user's replayed history, as with Segment's replays.
 Destinations that care order by the events' own timestamps, which replay keeps.
@@ -49,9 +58,9 @@ from ..router import estimate_json_size as estimate_size
 from ..router._cancel import cancel_and_wait
 from ..router._decode import decode_header, typed_event
 from ..router._health import Health
-from ..router._lane import Item, Lane
-from ..router._parked import Parked
+from ..router._lane import Item, Lane, park_record
 from ..router._records import decode_pending, event_key, event_prefix
+from ..router._redrive import REDRIVE_CHUNK, room
 from ..router._supervise import LoopTasks, RestartBackoff, describe, supervise
 from ._filter import JobFilter
 from ._pressure import LoopPressure
@@ -150,6 +159,11 @@ class ReplayRun(LoopTasks):
         self.state: ReplayState | None = None
         self.read_pos = 0
         self._skip: set[int] = set()
+        self._load_after: bytes | None = None
+        """The last retry key loaded into the lanes (None: from the first)."""
+        self._unloaded = 0
+        """Retries of the job still only in the table (counted at start), 0 once all are
+        loaded; the reader waits until then."""
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -208,6 +222,8 @@ class ReplayRun(LoopTasks):
         self.state = state
         self.read_pos = cursor
         self._skip = set()
+        self._load_after = None
+        self._unloaded = await asyncio.to_thread(log.count, RETRIES, event_prefix(self.namespace))
         settings = self.settings
         self.lanes = [
             Lane(
@@ -227,7 +243,7 @@ class ReplayRun(LoopTasks):
             for i in range(max(1, settings.concurrency))
         ]
         state.pending_count = lambda: self.pending
-        self._load_parked(cursor)
+        await self._load_parked()
         state.touch()
         await state.commit()
         self._committer = asyncio.create_task(state.run(), name=f"hw-replay-commit-{job.id}")
@@ -342,6 +358,11 @@ class ReplayRun(LoopTasks):
         job = self.job
         window = self.settings.window
         while True:
+            if self._unloaded:
+                await self._load_parked()
+                if self._unloaded:
+                    await self._wait_for_room()
+                    continue
             if self.read_pos > job.last_seq:
                 if state.cursor > job.last_seq and not self.pending:
                     self._completion = asyncio.create_task(self._complete())
@@ -490,23 +511,36 @@ class ReplayRun(LoopTasks):
         raw = self.state.get(RETRIES, event_key(self.namespace, seq))
         return None if raw is None else decode_pending(raw)
 
-    def _load_parked(self, cursor: int) -> None:
-        for _key, raw in self.log.items(RETRIES, event_prefix(self.namespace)):
-            pending = decode_pending(raw)
-            lane = self.lanes[lane_index(pending.user, len(self.lanes))]
-            lane.parked.park(
-                Parked(
-                    seq=pending.seq,
-                    user=pending.user,
-                    size=estimate_size(len(raw)),
-                    attempts=pending.attempts,
-                    first_attempt_at=pending.first_attempt_at,
-                    next_at=pending.next_at,
-                )
+    async def _load_parked(self) -> None:
+        """Park the job's next retries from the table, in key order, while fewer than a
+        window are parked (see the module docstring). Only retries past ``_load_after``
+        are read: those before are in the lanes already, or finished (the lanes write
+        retries only for events they hold, and the reader waits until all are loaded).
+        Pages are read in a worker thread: on JetStream a page reads every key of the
+        table, which would hold up the event loop (ingestion, live delivery)."""
+        window = self.settings.window
+        while self._unloaded:
+            parked = self.parked
+            limit = room(window, parked)
+            if limit < min(REDRIVE_CHUNK, window) // 2 and parked:
+                return  # a page only once there is room for a good part of a chunk
+            rows = await asyncio.to_thread(
+                self.log.page,
+                RETRIES,
+                event_prefix(self.namespace),
+                after=self._load_after,
+                limit=limit,
             )
-            lane.poke()
-            if pending.seq >= cursor:
-                self._skip.add(pending.seq)
+            for _key, raw in rows:
+                pending = decode_pending(raw)
+                park_record(self.lanes, pending, len(raw))
+                if pending.seq >= self.read_pos:  # not read yet: the table has it
+                    self._skip.add(pending.seq)
+            if len(rows) < limit:
+                self._unloaded = 0
+            else:
+                self._load_after = rows[-1][0]
+                self._unloaded = max(1, self._unloaded - len(rows))
 
     def _recovered(self) -> None:
         now = now_us()
@@ -517,8 +551,14 @@ class ReplayRun(LoopTasks):
     # -- reporting ---------------------------------------------------------------------
 
     @property
-    def pending(self) -> int:
+    def parked(self) -> int:
+        """Parked events in memory (in the lanes)."""
         return sum(len(lane.parked) for lane in self.lanes)
+
+    @property
+    def pending(self) -> int:
+        """Parked events of the job: in memory, and still only in the table."""
+        return self.parked + self._unloaded
 
     @property
     def cursor(self) -> int:

@@ -39,9 +39,8 @@ from ._cancel import cancel_and_wait
 from ._decode import decode_routed
 from ._filter import EventFilter
 from ._health import Health
-from ._lane import Item, Lane, lane_index
+from ._lane import Item, Lane, lane_index, park_record
 from ._metrics import Histogram
-from ._parked import Parked
 from ._ratelimit import RateLimiter
 from ._records import (
     DEAD_LETTERS,
@@ -61,7 +60,7 @@ from ._records import (
     redriving_key,
     stats_key,
 )
-from ._redrive import REDRIVE_CHUNK, redrive_chunk, widen
+from ._redrive import redrive_chunk, room, widen
 from ._retry import RetryPolicy
 from ._state import COMMIT_INTERVAL, DeliveryState
 from ._status import DestinationStatus, read_status
@@ -488,19 +487,7 @@ class DestinationLoop(LoopTasks):
             lane.poke()
 
     def _park_entry(self, pending: PendingRecord, size: int) -> None:
-        lane = self.lanes[lane_index(pending.user, len(self.lanes))]
-        lane.parked.park(
-            Parked(
-                seq=pending.seq,
-                user=pending.user,
-                size=estimate_json_size(size),
-                received_at=pending.received_at,
-                attempts=pending.attempts,
-                first_attempt_at=pending.first_attempt_at,
-                next_at=pending.next_at,
-            )
-        )
-        lane.poke()
+        park_record(self.lanes, pending, size)
 
     def _progress(self) -> None:
         """A lane finished a batch: the reader and the redrive may have room again."""
@@ -569,10 +556,10 @@ class DestinationLoop(LoopTasks):
             self._redriven = []
             return True
         progress = self._redrive
-        room = self.settings.window - self.pending
-        if progress is None or room <= 0:
+        limit = room(self.settings.window, self.pending)
+        if progress is None or not limit:
             return False
-        self._redriven, done = redrive_chunk(state, progress, min(REDRIVE_CHUNK, room))
+        self._redriven, done = redrive_chunk(state, progress, limit)
         for pending, _size in self._redriven:
             if pending.seq >= self.read_pos:  # not read yet: the retry table has it
                 self._skip.add(pending.seq)

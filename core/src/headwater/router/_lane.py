@@ -36,7 +36,7 @@ from headwater_spec import (
 )
 
 from ..log import now_us
-from ._batcher import Batcher, BatchLimits
+from ._batcher import Batcher, BatchLimits, estimate_json_size
 from ._decode import StoredEvent, decode_model, event_dict, model_of
 from ._health import Health
 from ._parked import Parked, ParkedQueues
@@ -54,6 +54,23 @@ LoadPending = Callable[[int], PendingRecord | None]
 def lane_index(user: str, lanes: int) -> int:
     """Stable across processes (``hash()`` of a str is salted per process)."""
     return zlib.crc32(user.encode("utf-8", "surrogatepass")) % lanes if lanes > 1 else 0
+
+
+def park_record(lanes: Sequence[Lane], pending: PendingRecord, size: int) -> None:
+    """Park a retry read from the table (``size``: its encoded bytes) in its user's lane."""
+    lane = lanes[lane_index(pending.user, len(lanes))]
+    lane.parked.park(
+        Parked(
+            seq=pending.seq,
+            user=pending.user,
+            size=estimate_json_size(size),
+            received_at=pending.received_at,
+            attempts=pending.attempts,
+            first_attempt_at=pending.first_attempt_at,
+            next_at=pending.next_at,
+        )
+    )
+    lane.poke()
 
 
 class Item(msgspec.Struct, gc=False):

@@ -52,6 +52,13 @@ REDRIVE_CHUNK = 1000
 """Dead letters read per step at most (fewer when the destination has less room)."""
 
 
+def room(window: int, parked: int) -> int:
+    """How many more entries to park now: up to a chunk while fewer than ``window`` are
+    parked (0 when the window is full). Shared by the redrive and the replay job's
+    loading of its parked retries (replay._run)."""
+    return max(0, min(REDRIVE_CHUNK, window - parked))
+
+
 def requeued(letter: DeadLetter) -> PendingRecord:
     """A dead letter as a fresh retry: attempts from 0, due at once."""
     return PendingRecord(
