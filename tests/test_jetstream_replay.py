@@ -169,13 +169,14 @@ def test_a_replay_sends_exactly_its_range_and_every_daemon_shows_it(
             daemons[0],
             "POST",
             "/admin/replays",
-            {"destination": "archive", "from": start, "to": end, "rate": "40/s"},
+            {"destination": "archive", "from": start, "to": end, "rate": "10/s"},
         )
         job_id = created["id"]
         assert (created["first_seq"], created["last_seq"]) == (21, 100)
         expected = [f"m-{n}" for n in range(21, 101)]
 
-        # pause and resume through the daemon that does not run the job
+        # pause and resume through the daemon that does not run the job (at 10/s the job
+        # takes 8 s: room for a slow start and pause on a loaded machine)
         wait_until(lambda: any(runs_it(d, job_id) for d in daemons), timeout=15)
         runner, other = daemons if runs_it(daemons[0], job_id) else daemons[::-1]
         paused = admin(other, "POST", f"/admin/replays/{job_id}/pause")
