@@ -84,16 +84,19 @@ One daemon doing both: ingest and delivery share one core (one GIL). The lag is 
 every 0.25 s while the load runs: a lag that stays flat means delivery keeps up, a lag
 that grows means it does not. After the ingest round of 2026-11-29, ingest costs ~10 us of
 CPU per event with HTTP, so one ingest-only daemon takes 83-113k events/s here. Delivery to
-a webhook costs ~13 us. Under the full load the daemon took 59k events/s in and delivered
-12k/s, and the lag grew all the time (80k events mean in the first half of the run, 258k
-in the second). The likely cause, not yet measured: the event loop serves the 32 ingest
-connections first, and each lane waits a whole loop turn between the steps of a batch.
-Once the load stopped, the lag was
-delivered in 8.6 s (~40k/s). Here the benchmark cannot meet issue 4's target on CPU
-alone: at 100k events/s, ingest needs ~1 core, delivery ~1.3 and the load client and
-sink most of another, on a 2-core machine. A delivery process beside the ingest one
-would use a spare core on a bigger machine, not this one. docs/performance.md has the
-sizing.
+a webhook costs ~13 us. On a quiet machine (load < 1.3) one daemon under the full load
+took 30-45k events/s in and delivered 0.87-0.99 of it at once. The lag crept up to about
+1 s of ingest (mean 11k events in the first half, 26k in the second) and was delivered
+0.6 s after the load stopped. With other work on the cores (load 2-4) the daemon took 59k
+events/s in and delivered 12k/s, and the lag grew all the time (80k events mean in the
+first half, 258k in the second; delivered in 8.6 s after). The likely cause, not yet
+measured: the event loop serves the 32 ingest connections first, and each lane waits a
+whole loop turn between the steps of a batch. More lanes (`concurrency = 16`) changed
+little on the quiet machine (out / in 0.96-0.99 against 0.90-0.99 with 4). The benchmark
+cannot meet issue 4's target on CPU alone here: at 100k events/s ingest needs ~1 core,
+delivery ~1.3, and the load client and sink most of another, on a 2-core machine. A
+delivery process beside the ingest one would use a spare core on a bigger machine, not on
+this one. docs/performance.md has the sizing.
 
 Run: ``uv run python benchmarks/bench_delivery.py`` (about 35 s; ``BENCH_EVENTS``,
 ``BENCH_SECONDS`` for the latency phase, ``BENCH_INGEST_SECONDS``, ``BENCH_DIR``).
