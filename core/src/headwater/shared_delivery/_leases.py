@@ -29,12 +29,26 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
     from nats.js.kv import KeyValue
 
+    from ..log import JetStreamLog
+
 DAEMONS = "daemons"
 MEMBERS = "members"
 
 
 def lease_key(destination: str, partition: int) -> str:
     return f"{escape(destination.encode())}.{partition}"
+
+
+async def open_lease_table(log: JetStreamLog, ttl: float) -> LeaseTable:
+    """The stream's lease bucket (``<stream>-leases``), created if missing, opened on the
+    log's NATS loop; shared by delivery partitions and replay jobs."""
+
+    async def open_on_loop(_nc: object, js: JetStreamContext) -> LeaseTable:
+        table = LeaseTable(js, f"{log.stream}-leases", ttl=ttl, replicas=log.replicas)
+        await table.open()
+        return table
+
+    return await log.nats_call(open_on_loop)
 
 
 class LeaseTable:

@@ -43,7 +43,7 @@ from ..router._ratelimit import RateLimiter
 from ..router._records import DESTINATIONS, is_paused
 from ..router._settings import SettingsError, delivery_settings, event_filter
 from ._consumer import consumer_lag, consumer_name
-from ._leases import LeaseTable, fair_share
+from ._leases import LeaseTable, fair_share, open_lease_table
 from ._worker import PartitionWorker
 
 if TYPE_CHECKING:
@@ -149,14 +149,7 @@ class SharedDelivery:
     async def start(self) -> None:
         log = self.log
 
-        async def open_leases(nc: Client, js: JetStreamContext) -> LeaseTable:
-            table = LeaseTable(
-                js, f"{log.stream}-leases", ttl=self.lease_ttl, replicas=log.replicas
-            )
-            await table.open()
-            return table
-
-        self._leases = await log.nats_call(open_leases)
+        self._leases = await open_lease_table(log, self.lease_ttl)
         for instance in self.daemon.config.destinations.values():
             if not instance.enabled:
                 continue

@@ -45,15 +45,12 @@ from ..log import JetStreamLog
 from ..log._kv_keys import escape
 from ..replay import REPLAYS, JobStatus, ReplayJob, ReplayRequest, ReplayService, load_job
 from ..replay._jobs import check_action, list_jobs
-from ..shared_delivery._leases import LeaseTable
+from ..shared_delivery._leases import open_lease_table
 from ..shared_delivery._service import LEASE_TTL
 from ._leases import ReplayLeases
 from ._redrive import redrive_as_job, redrive_requested
 
 if TYPE_CHECKING:
-    from nats.aio.client import Client
-    from nats.js.client import JetStreamContext
-
     from ..daemon import Daemon
 
 _log = logging.getLogger("headwater.replay")
@@ -102,14 +99,7 @@ class SharedReplayService(ReplayService):
     async def start(self) -> None:
         log = self.js_log
 
-        async def open_leases(nc: Client, js: JetStreamContext) -> LeaseTable:
-            table = LeaseTable(
-                js, f"{log.stream}-leases", ttl=self.lease_ttl, replicas=log.replicas
-            )
-            await table.open()
-            return table
-
-        self._leases = ReplayLeases(await log.nats_call(open_leases))
+        self._leases = ReplayLeases(await open_lease_table(log, self.lease_ttl))
         await super().start()
         self._task = asyncio.create_task(self._claim_forever(), name="hw-replay-claim")
 
