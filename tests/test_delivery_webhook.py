@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -87,17 +85,6 @@ def expected_order(ids: list[str], count: int, users: int = 5) -> dict[str, list
     for n, mid in enumerate(ids[:count]):
         out.setdefault(f"user-{n % users}", []).append(mid)
     return out
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, *location],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-    )
 
 
 @pytest.fixture
@@ -181,7 +168,7 @@ def test_400_dead_letters_the_bad_events_and_delivers_the_rest_then_redrive(
 
     deadline = time.monotonic() + 30
     while True:
-        listed = cli(daemon, "dlq", "list", "hook", "--format", "json")
+        listed = daemon.cli("dlq", "list", "hook", "--format", "json")
         assert listed.returncode == 0, listed.stderr
         letters = json.loads(listed.stdout)["dead_letters"]
         if len(letters) == len(bad_ids) or time.monotonic() > deadline:
@@ -193,11 +180,11 @@ def test_400_dead_letters_the_bad_events_and_delivers_the_rest_then_redrive(
     assert set(sink.delivered_ids()) == good_ids
 
     fixed = True
-    redrive = cli(daemon, "dlq", "redrive", "hook")
+    redrive = daemon.cli("dlq", "redrive", "hook")
     assert redrive.returncode == 0, redrive.stderr
     sink.wait_for_events(100, timeout=30)
     assert sorted(sink.delivered_ids()) == sorted(ids)
-    listed = cli(daemon, "dlq", "list", "hook", "--format", "json")
+    listed = daemon.cli("dlq", "list", "hook", "--format", "json")
     assert json.loads(listed.stdout)["dead_letters"] == []
 
     with daemon.client() as client:

@@ -5,8 +5,6 @@ afresh), added with ``start = "beginning"`` (it gets the history), paused and re
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,20 +40,9 @@ write_keys = ["{WEB_KEY}"]
     return body
 
 
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, *location],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-    )
-
-
 def reload(daemon: DaemonProcess, text: str) -> dict[str, Any]:
     daemon.config_path.write_text(text)
-    done = cli(daemon, "reload", "--format", "json")
+    done = daemon.cli("reload", "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -109,10 +96,10 @@ def test_removed_destination_keeps_its_place_until_forgotten(
         missed = send(daemon, "while-removed")
         time.sleep(0.5)
         assert sink.events_delivered == len(first)
-        listed = cli(daemon, "destinations")
+        listed = daemon.cli("destinations")
         assert "a: no longer configured" in listed.stdout, listed.stdout
 
-        forgotten = cli(daemon, "destinations", "forget", "a", "--yes")
+        forgotten = daemon.cli("destinations", "forget", "a", "--yes")
         assert forgotten.returncode == 0, forgotten.stderr  # a is not configured any more
         assert "forgotten" in forgotten.stdout
         # ...so it starts afresh when connected again: "now" means only new events
@@ -132,7 +119,7 @@ def test_removed_destination_keeps_its_place_until_forgotten(
         time.sleep(0.3)
         assert sorted(sink.delivered_ids()) == sorted(first + fresh + gap + after)
 
-        still = cli(daemon, "destinations", "forget", "a", "--yes")
+        still = daemon.cli("destinations", "forget", "a", "--yes")
         assert still.returncode == 1 and "still in" in still.stderr
 
 
@@ -156,12 +143,12 @@ def test_a_paused_destination_accumulates_lag_and_catches_up_when_resumed(
         daemon = headwater_daemon(config(b={"url": f"{sink.url}/b"}))
         first = send(daemon, "first")
         sink.wait_for_events(len(first))
-        paused = cli(daemon, "destinations", "pause", "b")
+        paused = daemon.cli("destinations", "pause", "b")
         assert paused.returncode == 0 and "paused by the daemon" in paused.stdout, paused.stdout
         held = send(daemon, "held", 30)
         time.sleep(1.0)
         assert sink.events_delivered == len(first)
-        listed = json.loads(cli(daemon, "destinations", "--format", "json").stdout)
+        listed = json.loads(daemon.cli("destinations", "--format", "json").stdout)
         (row,) = listed["destinations"]
         assert row["state"] == "paused" and row["lag_events"] == len(held)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,17 +37,6 @@ write_keys = ["{WRITE_KEY}"]
 def webhook(name: str, url: str, **keys: Any) -> str:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
     return f'\n[destinations.{name}]\nconnector = "webhook"\nurl = "{url}/{name}"\n{extra}'
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, *location],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-    )
 
 
 def send(daemon: DaemonProcess, tag: str, count: int = 20) -> list[str]:
@@ -118,7 +105,7 @@ def test_invalid_configs_are_refused_and_the_pipeline_is_untouched(
             else:  # the bad destination replaces A: a refusal must keep A running
                 body = config(text)
             daemon.config_path.write_text(body)
-            refused = cli(daemon, "reload")
+            refused = daemon.cli("reload")
             assert refused.returncode == 1, (name, refused.stdout, refused.stderr)
             assert "refused" in refused.stdout, name
             assert where in refused.stdout, (name, where, refused.stdout)
@@ -154,5 +141,5 @@ def test_reload_without_a_running_daemon_says_so(
 ) -> None:
     daemon = headwater_daemon(config())
     daemon.terminate()
-    stopped = cli(daemon, "reload")
+    stopped = daemon.cli("reload")
     assert stopped.returncode == 1 and "no daemon runs" in stopped.stderr

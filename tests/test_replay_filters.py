@@ -5,8 +5,6 @@ exactly the events its filter selects: none missing, none extra, none twice."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,17 +40,6 @@ write_keys = ["{APP_KEY}"]
     for name, sink in sinks.items():
         body += f'\n[destinations.{name}]\nconnector = "webhook"\nurl = "{sink.url}/{name}"\n'
     return body
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, *location],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-    )
 
 
 def phase_events(phase: int, count: int) -> list[dict[str, Any]]:
@@ -101,7 +88,7 @@ def test_replays_by_time_range_source_and_event_name_get_exactly_those_events(
         t1, t2 = marks
 
         daemon.config_path.write_text(config(sinks))
-        assert cli(daemon, "reload").returncode == 0
+        assert daemon.cli("reload").returncode == 0
 
         runs = {
             "by_time": ["--from", iso_us(t1), "--to", iso_us(t2)],
@@ -111,14 +98,14 @@ def test_replays_by_time_range_source_and_event_name_get_exactly_those_events(
         }
         jobs = {}
         for name, args in runs.items():
-            started = cli(
-                daemon, "replay", "start", "-d", name, *args, "--detach", "--format", "json"
+            started = daemon.cli(
+                "replay", "start", "-d", name, *args, "--detach", "--format", "json"
             )
             assert started.returncode == 0, started.stdout + started.stderr
             jobs[name] = json.loads(started.stdout)["id"]
 
         def all_done() -> bool:
-            listed = json.loads(cli(daemon, "replay", "list", "--format", "json").stdout)
+            listed = json.loads(daemon.cli("replay", "list", "--format", "json").stdout)
             return all(row["state"] == "done" for row in listed["replays"])
 
         deadline = time.monotonic() + 60
@@ -155,11 +142,11 @@ def test_replays_by_time_range_source_and_event_name_get_exactly_those_events(
                 assert got_event.get("event") == original.get("event")
                 assert got_event.get("name") == original.get("name")
         by_time = json.loads(
-            cli(daemon, "replay", "status", jobs["by_time"], "--format", "json").stdout
+            daemon.cli("replay", "status", jobs["by_time"], "--format", "json").stdout
         )
         assert by_time["progress"]["total"] == 1_000  # the range itself is cut by time
         by_name = json.loads(
-            cli(daemon, "replay", "status", jobs["by_name"], "--format", "json").stdout
+            daemon.cli("replay", "status", jobs["by_name"], "--format", "json").stdout
         )
         assert by_name["filtered"] == 3_000 - len(expected["by_name"])
     finally:

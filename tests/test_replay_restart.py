@@ -6,8 +6,6 @@ was in flight when the daemon died may arrive twice, as with live delivery)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -40,17 +38,6 @@ write_keys = ["{WRITE_KEY}"]
     return body
 
 
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, *location],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-    )
-
-
 def ingest(daemon: DaemonProcess, count: int) -> list[str]:
     ids: list[str] = []
     with daemon.client(auth=(WRITE_KEY, "")) as client:
@@ -66,12 +53,12 @@ def ingest(daemon: DaemonProcess, count: int) -> list[str]:
 
 def connect_b(daemon: DaemonProcess, sink: WebhookSink) -> None:
     daemon.config_path.write_text(config(sink.url))
-    reloaded = cli(daemon, "reload")
+    reloaded = daemon.cli("reload")
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
 
 
 def status(daemon: DaemonProcess, job: str) -> dict[str, Any]:
-    shown = cli(daemon, "replay", "status", job, "--format", "json")
+    shown = daemon.cli("replay", "status", job, "--format", "json")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     result: dict[str, Any] = json.loads(shown.stdout)
     return result
@@ -91,8 +78,8 @@ def test_kill_9_mid_replay_then_the_job_finishes_after_restart_and_skips_nothing
         daemon = headwater_daemon(config(None))
         history = ingest(daemon, 20_000)
         connect_b(daemon, sink)
-        started = cli(
-            daemon, "replay", "start", "-d", "b", "--rate", "5000/s", "--detach", "--format", "json"
+        started = daemon.cli(
+            "replay", "start", "-d", "b", "--rate", "5000/s", "--detach", "--format", "json"
         )
         assert started.returncode == 0, started.stderr
         job = json.loads(started.stdout)["id"]
@@ -123,25 +110,25 @@ def test_a_paused_job_stays_paused_through_a_restart_and_resumes_where_it_was(
         daemon = headwater_daemon(config(None))
         history = ingest(daemon, 5_000)
         connect_b(daemon, sink)
-        started = cli(
-            daemon, "replay", "start", "-d", "b", "--rate", "2000", "--detach", "--format", "json"
+        started = daemon.cli(
+            "replay", "start", "-d", "b", "--rate", "2000", "--detach", "--format", "json"
         )
         job = json.loads(started.stdout)["id"]
         wait_for(lambda: sink.events_delivered >= 1_000, 30, "part of the replay")
-        paused = cli(daemon, "replay", "pause", job)
+        paused = daemon.cli("replay", "pause", job)
         assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
         time.sleep(0.5)
         at_pause = sink.events_delivered
         assert daemon.terminate() == 0
 
-        offline = cli(daemon, "replay", "list", "--format", "json")  # read from the log
+        offline = daemon.cli("replay", "list", "--format", "json")  # read from the log
         (row,) = json.loads(offline.stdout)["replays"]
         assert row["state"] == "paused" and 0 < row["progress"]["done"] < len(history)
 
         daemon.start()
         time.sleep(1.5)
         assert sink.events_delivered == at_pause, "a paused job sent after the restart"
-        resumed = cli(daemon, "replay", "resume", job)
+        resumed = daemon.cli("replay", "resume", job)
         assert resumed.returncode == 0, resumed.stderr
         wait_for(lambda: status(daemon, job)["state"] == "done", 60, "the job to finish")
         time.sleep(0.3)
@@ -156,19 +143,19 @@ def test_a_job_created_without_a_daemon_runs_when_it_starts_and_attach_waits_for
         history = ingest(daemon, 3_000)
         connect_b(daemon, sink)
         assert daemon.terminate() == 0
-        created = cli(daemon, "replay", "start", "-d", "b", "--format", "json")
+        created = daemon.cli("replay", "start", "-d", "b", "--format", "json")
         assert created.returncode == 0, created.stderr
         job = json.loads(created.stdout)
         assert job["state"] == "running" and job["progress"]["total"] == len(history)
-        missing = cli(daemon, "replay", "start", "-d", "nowhere")
+        missing = daemon.cli("replay", "start", "-d", "nowhere")
         assert missing.returncode == 1 and "no destination 'nowhere'" in missing.stderr
 
         daemon.start()
         sink.wait_for_events(len(history))
-        shown = cli(daemon, "replay", "status", job["id"], "--watch")
+        shown = daemon.cli("replay", "status", job["id"], "--watch")
         assert shown.returncode == 0, shown.stderr
         assert "done" in shown.stdout and "100.0%" in shown.stdout
-        again = cli(daemon, "replay", "start", "-d", "b", "--from", "1h", "--attach")
+        again = daemon.cli("replay", "start", "-d", "b", "--from", "1h", "--attach")
         assert again.returncode == 0, again.stderr
         assert "replay 2 -> b: done" in again.stdout, again.stdout
         time.sleep(0.3)

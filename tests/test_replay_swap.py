@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,17 +51,6 @@ write_keys = ["{WRITE_KEY}"]
     for name, url in destinations.items():
         body += f'\n[destinations.{name}]\nconnector = "webhook"\nurl = "{url}/{name}"\n'
     return body
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    location = ["--config", str(daemon.config_path), "--data-dir", str(daemon.data_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "headwater", *args, *location],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=daemon.workdir,
-    )
 
 
 def events(start: int, count: int, prefix: str) -> list[dict[str, Any]]:
@@ -172,7 +159,7 @@ def run_swap(
 
     # -- connect B at runtime: it starts at "now", so it gets none of the history ----
     daemon.config_path.write_text(config(a=sink_a.url, b=sink_b.url))
-    reloaded = cli(daemon, "reload", "--format", "json")
+    reloaded = daemon.cli("reload", "--format", "json")
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
     assert json.loads(reloaded.stdout)["changes"]["destinations"]["added"] == ["b"]
     status_b = admin.get("/admin/destinations/b").json()
@@ -186,8 +173,7 @@ def run_swap(
     live.start()
     time.sleep(2.0)
     replay_started = time.time()
-    started = cli(
-        daemon,
+    started = daemon.cli(
         "replay", "start", "--destination", "b", "--to", iso_us(connected_at),
         "--detach", "--format", "json",
     )  # fmt: skip
@@ -197,7 +183,7 @@ def run_swap(
     assert job["progress"]["total"] == HISTORY
 
     def replay_done() -> bool:
-        shown = cli(daemon, "replay", "status", job["id"], "--format", "json")
+        shown = daemon.cli("replay", "status", job["id"], "--format", "json")
         assert shown.returncode == 0, shown.stderr
         return bool(json.loads(shown.stdout)["state"] == "done")
 
@@ -208,7 +194,7 @@ def run_swap(
     # -- disconnect A; the live traffic goes on to B only ------------------------------
     time.sleep(1.0)
     daemon.config_path.write_text(config(b=sink_b.url))
-    removed = cli(daemon, "reload", "--format", "json")
+    removed = daemon.cli("reload", "--format", "json")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     a_at_disconnect = sink_a.events_delivered
     time.sleep(1.0)

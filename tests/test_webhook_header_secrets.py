@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -30,12 +29,6 @@ url = "{url}/hook"
 headers = {{ Authorization = {header}, X-Tenant = "acme" }}
 """
     )
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """`headwater <args>` on this daemon's config (and data dir, but for validate)."""
-    where = () if args[0] == "validate" else ("--data-dir", str(daemon.data_dir))
-    return daemon.cli(*args, *where)
 
 
 def send_one(daemon: DaemonProcess, sink: WebhookSink) -> str:
@@ -63,10 +56,10 @@ def test_header_values_are_used_but_never_shown(
     shown: list[str] = []
 
     for fmt in ("json", "text"):
-        checked = cli(daemon, "validate", "--format", fmt)
+        checked = daemon.cli("validate", "--format", fmt)
         assert checked.returncode == 0 and "headers.Authorization" in checked.stdout
         shown += [checked.stdout, checked.stderr]
-    listed = cli(daemon, "destinations", "--format", "json")
+    listed = daemon.cli("destinations", "--format", "json")
     assert listed.returncode == 0 and '"hook"' in listed.stdout
     shown += [listed.stdout, listed.stderr]
     with daemon.client() as http:
@@ -75,13 +68,13 @@ def test_header_values_are_used_but_never_shown(
         shown.append(status.text)
 
     daemon.config_path.write_text(config(sink.url, f'"Bearer {second}"'))
-    applied = cli(daemon, "reload")
+    applied = daemon.cli("reload")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     shown += [applied.stdout, applied.stderr]
     assert send_one(daemon, sink) == f"Bearer {second}"
 
     daemon.config_path.write_text(config(sink.url, f'["Bearer {broken}"]'))
-    refused = cli(daemon, "reload")
+    refused = daemon.cli("reload")
     assert refused.returncode == 1 and "headers.Authorization" in refused.stdout
     shown += [refused.stdout, refused.stderr]
     daemon.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]

@@ -240,10 +240,14 @@ class DaemonProcess:
         return {"Authorization": f"Bearer {token}"}
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run ``headwater <args> --config <this daemon's config>`` as an operator would,
-        with the daemon's environment and work dir; the output is captured as text."""
+        """Run ``headwater <args> --config <this daemon's config> --data-dir <its data
+        dir>`` (``validate`` takes no data dir) as an operator would, with the daemon's
+        environment and work dir; the output is captured as text."""
+        where = ["--config", str(self.config_path)]
+        if args[:1] != ("validate",):
+            where += ["--data-dir", str(self.data_dir)]
         return subprocess.run(
-            [sys.executable, "-m", "headwater", *args, "--config", str(self.config_path)],
+            [sys.executable, "-m", "headwater", *args, *where],
             capture_output=True,
             text=True,
             timeout=timeout,
