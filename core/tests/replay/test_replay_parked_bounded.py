@@ -6,7 +6,7 @@ per-user order, and the reader still skips the seqs whose retry is parked."""
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -146,14 +146,29 @@ async def test_a_job_loads_its_parked_retries_a_window_at_a_time_and_sends_each_
 async def test_a_job_stopped_while_loading_resumes_and_sends_each_once(tmp_path: Path) -> None:
     parked_count = 6_000
     total = parked_count + READ
+    threshold = parked_count // 4
+    gate = threading.Event()
+    held: list[int] = []
+
+    def hold_past_threshold(request: Any, events: Any) -> None:
+        if sink.events_delivered >= threshold:  # the lanes wait here, each with a batch
+            held.append(len(events))
+            gate.wait(30)
+
     with LmdbLog(tmp_path / "data", sync=False) as log, WebhookSink(keep=False) as sink:
         prepare(log, parked_count)
-        sink.behaviour = lambda request, events: time.sleep(0.005)  # the stop lands midway
+        sink.behaviour = hold_past_threshold  # the stop lands midway
         run = replay_run_to(log, load_job(log, "1"), sink.url, tmp_path)
         await run.start()
-        while sink.events_delivered < parked_count // 4:
+        while sink.events_delivered < threshold:
             await asyncio.sleep(0.01)
-        await run.stop()
+        stopping = asyncio.create_task(run.stop())
+        await asyncio.sleep(0.2)
+        gate.set()  # the batches in flight go through; no lane may start another
+        await stopping
+        # only the batches in flight when the stop began went out after it (one per
+        # lane), so every retry delivered lies behind the cursor (parked_count // 2 + 1)
+        assert len(held) <= 4, held
         assert run.pending > run.parked, "stopped while some retries were only in the table"
         stopped = load_job(log, "1")
         assert stopped.pending == log.count(RETRIES, event_prefix(retry_namespace("1")))

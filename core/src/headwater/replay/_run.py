@@ -265,7 +265,9 @@ class ReplayRun(LoopTasks):
 
     async def stop(self, drain: float = DRAIN_TIMEOUT) -> None:
         """Stop reading, let the batches in flight finish (for up to ``drain`` seconds;
-        after that they are abandoned and sent again when the job resumes), save the job's
+        after that they are abandoned and sent again when the job resumes) while no lane
+        starts another (a lane that is always busy would otherwise go on sending for the
+        whole ``drain``, past what the cursor records), save the job's
         state, close the connector. Events read but not yet sent stay behind the cursor
         and go out when the job resumes. Idempotent."""
         if self.stopped:
@@ -276,6 +278,8 @@ class ReplayRun(LoopTasks):
             supervisor.cancel()  # first, so the tasks' ends below are not taken as failures
         reader, lanes = self._tasks[:1], list(zip(self.lanes, self._tasks[1:], strict=False))
         await cancel_and_wait(reader)
+        for lane, _task in lanes:  # the batch in flight is the last one each lane sends
+            lane.closing = True
         deadline = time.monotonic() + drain
         while lanes:
             busy = []

@@ -130,6 +130,9 @@ class Lane:
         self.parked = ParkedQueues()
         self._wake = asyncio.Event()
         self.in_flight = 0
+        self.closing = False
+        """Set by a stop that lets the batch in flight finish: the lane sends no other one
+        (``run`` returns after the current step)."""
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -148,10 +151,12 @@ class Lane:
     # -- the loop ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
+        while not self.closing:
             await self._wait_for_work()
             await self.limiter.wait_hold()
             await self.batcher.linger()
+            if self.closing:
+                return
             await self.step()
 
     async def _wait_for_work(self) -> None:
