@@ -8,8 +8,9 @@ receiving until it was disconnected, and ingestion never stalled while the repla
 
 Latency is measured on the ingest requests sent before and while the replay runs and
 printed (``pytest -s``); the assertion is deliberately loose (no request failed, none took
-over a second, p99 within a generous factor of the baseline) because the machine is
-shared: a stall of the event loop during the replay would still fail it.
+over a second, at most one in fifty, or one, over a generous factor of the baseline's p99)
+because the machine is shared: a stall of the event loop during the replay would still
+fail it.
 """
 
 from __future__ import annotations
@@ -245,5 +246,8 @@ def run_swap(
     }
     print("ingest latency around the replay:", json.dumps(report))
     assert max(during) < 1.0, report
-    assert percentile(during, 0.99) <= max(0.25, 20 * percentile(before, 0.99)), report
+    # a stall of the loop slows every request behind it; one slow request alone is the
+    # shared machine (a disk flush: one of ~70 took 370 ms in one CI run of eight)
+    slow = max(0.25, 20 * percentile(before, 0.99))
+    assert sum(1 for s in during if s > slow) <= max(1, len(during) // 50), report
     admin.close()
