@@ -1,20 +1,27 @@
 """The building blocks of shared delivery against a real NATS: partition leases (compare-
-and-set, expiry) and a partition's durable consumer (reset to its ack floor, in order)."""
+and-set, expiry) and a partition's durable consumer (reset to its ack floor, in order;
+a delivery lost on the way is noticed, not passed over)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from headwater.log import JetStreamLog
+from headwater.log import JetStreamLog, LogError
+from headwater.log._jetstream_read import StreamReader, ack_metadata
 from headwater.log._nats_connect import NatsOptions
 from headwater.shared_delivery import LeaseTable, fair_share
-from headwater.shared_delivery._consumer import Puller, consumer_name, reset_consumer
+from headwater.shared_delivery._consumer import (
+    DeliveryGap,
+    Puller,
+    consumer_name,
+    reset_consumer,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,39 +92,108 @@ def test_consumer_names_stay_distinct_and_valid() -> None:
     assert odd != consumer_name("my_hook_eu", 0)
 
 
-async def test_a_reset_consumer_resumes_after_its_ack_floor_in_order(nats_url: str) -> None:
-    stream = f"hwtest-{uuid.uuid4().hex[:10]}"
-    log = JetStreamLog(NatsOptions(servers=(nats_url,)), stream, partitions=1)
+@pytest.fixture
+def ten_events(nats_url: str) -> Iterator[JetStreamLog]:
+    """A one-partition log holding seqs 1..10 (dropped afterwards)."""
+    log = JetStreamLog(
+        NatsOptions(servers=(nats_url,)), f"hwtest-{uuid.uuid4().hex[:10]}", partitions=1
+    )
+    log.append_sync("web", [{"type": "track", "messageId": f"m{i}"} for i in range(10)])
     try:
-        await log.append("web", [{"type": "track", "messageId": f"m{i}"} for i in range(10)])
-        name = consumer_name("hook", 0)
-
-        async def scenario(nc: Any, js: Any) -> list[list[int]]:
-            subject = f"{stream}.p.0"
-            start = await reset_consumer(
-                js, stream, name, subject, 3, ack_wait=300, max_ack_pending=100
-            )
-            assert start == 3
-            puller = Puller(nc, stream, name)
-            await puller.open()
-            first = await puller.pull(4, 2.0, 0.0)
-            await puller.ack(first[1])  # seqs 3 and 4 done; 5 and 6 were in flight
-            await puller.close()
-            assert (
-                await reset_consumer(
-                    js, stream, name, subject, 3, ack_wait=300, max_ack_pending=100
-                )
-                == 5
-            )
-            again = Puller(nc, stream, name)
-            await again.open()
-            second = await again.pull(100, 2.0, 0.05)
-            await again.close()
-            return [[d.seq for d in first], [d.seq for d in second]]
-
-        first, second = await log.nats_call(scenario)
-        assert first == [3, 4, 5, 6]
-        assert second == [5, 6, 7, 8, 9, 10]
+        yield log
     finally:
         log.drop()
         log.close()
+
+
+async def reset(js: Any, stream: str, start_seq: int) -> int:
+    """(Re)create partition 0's consumer of destination ``hook``."""
+    subject, name = f"{stream}.p.0", consumer_name("hook", 0)
+    return await reset_consumer(
+        js, stream, name, subject, start_seq, ack_wait=300, max_ack_pending=100
+    )
+
+
+async def test_a_reset_consumer_resumes_after_its_ack_floor_in_order(
+    ten_events: JetStreamLog,
+) -> None:
+    stream, name = ten_events.stream, consumer_name("hook", 0)
+
+    async def scenario(nc: Any, js: Any) -> list[list[int]]:
+        assert await reset(js, stream, 3) == 3
+        puller = Puller(nc, stream, name)
+        await puller.open()
+        first = await puller.pull(4, 2.0, 0.0)
+        await puller.ack(first[1])  # seqs 3 and 4 done; 5 and 6 were in flight
+        await puller.close()
+        assert await reset(js, stream, 3) == 5
+        again = Puller(nc, stream, name)
+        await again.open()
+        second = await again.pull(100, 2.0, 0.05)
+        await again.close()
+        return [[d.seq for d in first], [d.seq for d in second]]
+
+    first, second = await ten_events.nats_call(scenario)
+    assert first == [3, 4, 5, 6]
+    assert second == [5, 6, 7, 8, 9, 10]
+
+
+async def test_a_delivery_lost_on_the_way_fails_the_pull_and_a_reset_brings_it_back(
+    ten_events: JetStreamLog,
+) -> None:
+    """A message the server sent but the client never got (a node failed mid-pull) must
+    not be passed over: with ack policy all, acknowledging a later one would acknowledge
+    it too. The jump in the consumer sequence fails the pull; a reset delivers it."""
+    stream, name = ten_events.stream, consumer_name("hook", 0)
+
+    async def scenario(nc: Any, js: Any) -> tuple[list[int], list[int]]:
+        await reset(js, stream, 1)
+        lossy = Puller(nc, stream, name)
+        receive = lossy._on_msg
+
+        async def lose_the_third(msg: Any) -> None:
+            if ack_metadata(msg.reply).stream_seq != 3:
+                await receive(msg)
+
+        lossy._on_msg = lose_the_third  # type: ignore[method-assign]
+        await lossy.open()
+        handed: list[int] = []
+        with pytest.raises(DeliveryGap, match="arrived after 2"):
+            for _ in range(5):
+                handed += [d.seq for d in await lossy.pull(10, 2.0, 0.05)]
+        await lossy.close()
+        assert await reset(js, stream, 1) == 1
+        again = Puller(nc, stream, name)
+        await again.open()
+        resent = [d.seq for d in await again.pull(100, 2.0, 0.05)]
+        await again.close()
+        return handed, resent
+
+    handed, resent = await ten_events.nats_call(scenario)
+    assert not [seq for seq in handed if seq >= 3], handed  # nothing past the loss
+    assert resent == list(range(1, 11))
+
+
+async def test_a_stream_read_fails_at_a_lost_message_instead_of_skipping_it(
+    ten_events: JetStreamLog,
+) -> None:
+    async def scenario(nc: Any, js: Any) -> list[int]:
+        reader = StreamReader(nc, js, ten_events.stream)
+        receive = reader._on_msg
+
+        async def lose_the_fifth(msg: Any) -> None:
+            if ack_metadata(msg.reply).stream_seq != 5:
+                await receive(msg)
+
+        reader._on_msg = lose_the_fifth  # type: ignore[method-assign]
+        read: list[int] = []
+        try:
+            await reader.open()
+            with pytest.raises(LogError, match="delivery 6 arrived after 4"):
+                while chunk := await reader.fetch(3):
+                    read += [m.seq for m in chunk]
+        finally:
+            await reader.close()
+        return read
+
+    assert await ten_events.nats_call(scenario) == [1, 2, 3]

@@ -5,6 +5,11 @@ sequence, then asks for up to a chunk of messages at a time with ``no_wait`` so 
 stream never blocks. The consumer's own count of pending messages says when the scan has
 reached the end that existed when it was read. The consumer deletes itself on the
 server after ``inactive_threshold`` if a reader is abandoned without ``close``.
+
+Messages reach the client at most once: when a NATS node fails or the connection moves
+mid-read, some the server sent can be lost on the way. Each delivery carries the
+consumer's delivery count, one more per message, so the reader checks it and fails the
+read at a jump instead of going on past messages it never saw.
 """
 
 from __future__ import annotations
@@ -32,13 +37,36 @@ class StreamMessage(NamedTuple):
     headers: dict[str, str] | None
 
 
-def ack_metadata(reply: str) -> tuple[int, int, int]:
-    """(stream sequence, timestamp ns, pending) from a JetStream delivery's reply subject:
+class AckInfo(NamedTuple):
+    stream_seq: int
+    consumer_seq: int
+    """The consumer's count of deliveries: one more for each message it sends (a
+    redelivery too), so a jump means messages were sent that never arrived."""
+    time_ns: int
+    pending: int
+
+
+def ack_metadata(reply: str) -> AckInfo:
+    """What a JetStream delivery's reply subject says of it:
     ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or the form
     with domain and account hash (two more tokens after ``ACK``, one random at the end)."""
     tokens = reply.split(".")
     shift = 0 if len(tokens) == 9 else 2
-    return int(tokens[5 + shift]), int(tokens[7 + shift]), int(tokens[8 + shift])
+    return AckInfo(
+        int(tokens[5 + shift]),
+        int(tokens[6 + shift]),
+        int(tokens[7 + shift]),
+        int(tokens[8 + shift]),
+    )
+
+
+def missed(stream: str, after: int, got: int) -> str:
+    """Why a read stopped at a jump in the consumer sequence."""
+    return (
+        f"reading JetStream stream {stream!r}: delivery {got} arrived after {after}, so "
+        f"{max(got - after - 1, 0) or 'some'} message(s) sent by the server never arrived "
+        "(a NATS node failed or the connection moved); read again from the last one received"
+    )
 
 
 class StreamReader:
@@ -67,6 +95,8 @@ class StreamReader:
         self._chunk: list[StreamMessage] = []
         self._want = 0
         self._done: asyncio.Future[None] | None = None
+        self._delivered = 0
+        """The consumer sequence of the last message received."""
         self.pending = 0
 
     async def open(self) -> int:
@@ -130,9 +160,15 @@ class StreamReader:
         if not msg.reply:
             done.set_result(None)
             return
-        seq, ts, pending = ack_metadata(msg.reply)
-        self.pending = pending
-        self._chunk.append(StreamMessage(seq, ts, msg.subject, msg.data, msg.headers))
+        meta = ack_metadata(msg.reply)
+        if meta.consumer_seq != self._delivered + 1:
+            done.set_exception(LogError(missed(self.stream, self._delivered, meta.consumer_seq)))
+            return
+        self._delivered = meta.consumer_seq
+        self.pending = pending = meta.pending
+        self._chunk.append(
+            StreamMessage(meta.stream_seq, meta.time_ns, msg.subject, msg.data, msg.headers)
+        )
         if pending == 0 or len(self._chunk) >= self._want:
             done.set_result(None)
 

@@ -13,6 +13,13 @@ it after ``ack_wait`` would put it behind newer events and break per-user order.
 (prefetching the next batch while the current one is sent), deliveries buffered in order.
 A delivery older than one already received is a redelivery of something this owner holds
 or has handled, and is dropped.
+
+A pull's messages reach the client at most once: a NATS node that fails (or a connection
+that moves) mid-pull can lose some the server already counted as sent. With ack policy
+*all*, acknowledging a later message would then acknowledge those lost ones too, and they
+would never be delivered. So the puller checks the consumer sequence of each delivery
+(one more per message sent) and, at a jump, fails the pull (``DeliveryGap``) without
+taking anything past it: the worker restarts the partition from its ack floor.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..log._jetstream_read import ack_metadata
+from ..log._jetstream_read import ack_metadata, missed
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -33,6 +40,10 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class DeliveryGap(Exception):
+    """Messages the consumer sent never arrived; the partition restarts from its ack floor."""
 
 
 class Delivery(NamedTuple):
@@ -105,6 +116,7 @@ async def consumer_lag(js: JetStreamContext, stream: str, name: str) -> int:
 class Puller:
     def __init__(self, nc: Client, stream: str, consumer: str) -> None:
         self._nc = nc
+        self._stream = stream
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._sub: Subscription | None = None
         self._buffer: list[Delivery] = []
@@ -113,6 +125,9 @@ class Puller:
         self._remaining = 0
         self._request_deadline = 0.0
         self._last_seq = 0
+        self._delivered = 0
+        """The consumer sequence of the last delivery received (the consumer is new)."""
+        self._gap: str | None = None
 
     async def open(self) -> None:
         self._sub = await self._nc.subscribe(
@@ -123,7 +138,14 @@ class Puller:
         if not msg.reply:  # status: 404/408 the request ended, 409 limits
             self._outstanding = False
             return
-        seq = ack_metadata(msg.reply)[0]
+        if self._gap is not None:
+            return
+        meta = ack_metadata(msg.reply)
+        if meta.consumer_seq != self._delivered + 1:
+            self._gap = missed(self._stream, self._delivered, meta.consumer_seq)
+            self._arrived.set()
+            return
+        self._delivered, seq = meta.consumer_seq, meta.stream_seq
         self._remaining -= 1
         if self._remaining <= 0:
             self._outstanding = False
@@ -149,15 +171,22 @@ class Puller:
         )
 
     async def pull(self, batch: int, wait: float, linger: float) -> list[Delivery]:
-        """Up to ``batch`` deliveries in stream order; [] when none came within ``wait``."""
+        """Up to ``batch`` deliveries in stream order; [] when none came within ``wait``.
+        Raises ``DeliveryGap`` once a delivery went missing."""
+        if self._gap is not None:
+            raise DeliveryGap(self._gap)
         await self._request(batch, wait)
         if not self._buffer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), wait)
+            if self._gap is not None:
+                raise DeliveryGap(self._gap)
             if not self._buffer:
                 return []
             if linger > 0 and len(self._buffer) < batch:
                 await asyncio.sleep(linger)
+        if self._gap is not None:
+            raise DeliveryGap(self._gap)
         out = self._buffer[:batch]
         del self._buffer[:batch]
         if not self._buffer:
