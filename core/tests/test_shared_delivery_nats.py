@@ -197,3 +197,49 @@ async def test_a_stream_read_fails_at_a_lost_message_instead_of_skipping_it(
         return read
 
     assert await ten_events.nats_call(scenario) == [1, 2, 3]
+
+
+async def test_a_stream_read_fails_when_its_last_message_is_lost(
+    ten_events: JetStreamLog,
+) -> None:
+    """A loss at the end of a read leaves no jump behind it; the read asks the consumer."""
+
+    async def scenario(nc: Any, js: Any) -> list[int]:
+        reader = StreamReader(nc, js, ten_events.stream)
+        receive = reader._on_msg
+
+        async def lose_the_last(msg: Any) -> None:
+            if not msg.reply or ack_metadata(msg.reply).stream_seq != 10:
+                await receive(msg)
+
+        reader._on_msg = lose_the_last  # type: ignore[method-assign]
+        read: list[int] = []
+        try:
+            await reader.open()
+            with pytest.raises(LogError, match=r"sent 10 message\(s\) and 9 arrived"):
+                while chunk := await reader.fetch(3):
+                    read += [m.seq for m in chunk]
+        finally:
+            await reader.close()
+        return read
+
+    assert await ten_events.nats_call(scenario) == list(range(1, 10))
+
+
+async def test_a_stream_read_fails_when_its_consumer_is_gone(ten_events: JetStreamLog) -> None:
+    """The node holding the read's (one-replica) consumer died: the rest is not there."""
+
+    async def scenario(nc: Any, js: Any) -> list[int]:
+        reader = StreamReader(nc, js, ten_events.stream)
+        read: list[int] = []
+        try:
+            await reader.open()
+            read += [m.seq for m in await reader.fetch(3)]
+            await js.delete_consumer(ten_events.stream, reader._consumer)
+            with pytest.raises(LogError, match=r"timed out|read again"):
+                await reader.fetch(3, timeout=1.0)
+        finally:
+            await reader.close()
+        return read
+
+    assert await ten_events.nats_call(scenario) == [1, 2, 3]

@@ -9,7 +9,10 @@ server after ``inactive_threshold`` if a reader is abandoned without ``close``.
 Messages reach the client at most once: when a NATS node fails or the connection moves
 mid-read, some the server sent can be lost on the way. Each delivery carries the
 consumer's delivery count, one more per message, so the reader checks it and fails the
-read at a jump instead of going on past messages it never saw.
+read at a jump instead of going on past messages it never saw. Messages lost at the end
+of a pull leave no jump behind them: when a pull ends on a status while messages are
+still counted as pending, the reader asks the consumer how many it sent. Any other
+status (503 when the node holding the read's consumer died) fails the read too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
 INACTIVE_THRESHOLD_S = 60.0
+END_OF_CHUNK = ("404", "408")
+"""Statuses that end a pull normally: no messages (now), the request expired."""
+FETCH_ATTEMPTS = 3
 
 
 class StreamMessage(NamedTuple):
@@ -95,6 +101,7 @@ class StreamReader:
         self._chunk: list[StreamMessage] = []
         self._want = 0
         self._done: asyncio.Future[None] | None = None
+        self._cut = False
         self._delivered = 0
         """The consumer sequence of the last message received."""
         self.pending = 0
@@ -131,12 +138,32 @@ class StreamReader:
         return self.pending
 
     async def fetch(self, batch: int, timeout: float = 10.0) -> list[StreamMessage]:
-        """The next up to ``batch`` messages; fewer (or none) when the stream has no more."""
+        """The next up to ``batch`` messages; fewer (or none) when the stream has no more.
+        Raises ``LogError`` when messages the server sent went missing, the read's consumer
+        is gone, or the server answered with an error: never a short read that looks
+        complete."""
         if self._sub is None or self.pending <= 0:
             return []
+        for _attempt in range(FETCH_ATTEMPTS):
+            chunk, cut = await self._fetch_once(batch, timeout)
+            if not cut or self.pending <= 0:
+                return chunk
+            # the answer ended on a status while the last count said more were pending
+            await self._check_nothing_missed()
+            if chunk or self.pending <= 0:
+                return chunk
+        raise LogError(
+            f"reading JetStream stream {self.stream!r}: no message came while the server "
+            f"counts {self.pending} pending; read again"
+        )
+
+    async def _fetch_once(self, batch: int, timeout: float) -> tuple[list[StreamMessage], bool]:
+        """One pull: the messages, and whether a status ended it before the count did."""
+        assert self._sub is not None
         loop = asyncio.get_running_loop()
         self._chunk = []
         self._want = batch
+        self._cut = False
         self._done = loop.create_future()
         await self._nc.publish(
             f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self._consumer}",
@@ -150,15 +177,47 @@ class StreamReader:
                 f"reading JetStream stream {self.stream!r} timed out after {timeout} s"
             ) from None
         chunk, self._chunk = self._chunk, []
-        return chunk
+        return chunk, self._cut
+
+    async def _check_nothing_missed(self) -> None:
+        """Compare what the consumer sent with what arrived, and take its pending count."""
+        try:
+            info = await self._js.consumer_info(self.stream, self._consumer)
+        except Exception as exc:  # NotFoundError (the node holding it failed), timeouts
+            raise LogError(
+                f"reading JetStream stream {self.stream!r}: cannot check the read's consumer "
+                f"({type(exc).__name__}: {exc}); read again"
+            ) from None
+        sent = int(info.delivered.consumer_seq or 0) if info.delivered else 0
+        if sent != self._delivered:
+            raise LogError(
+                f"reading JetStream stream {self.stream!r}: the server sent {sent} "
+                f"message(s) and {self._delivered} arrived; read again"
+            )
+        self.pending = int(info.num_pending or 0)
 
     async def _on_msg(self, msg: Msg) -> None:
-        """Collect one delivery; a status (404 no messages, 408 expired) ends the chunk."""
+        """Collect one delivery; a status 404 (no messages) or 408 (expired) ends the
+        chunk, any other status (503 no responders, 409) fails the read."""
         done = self._done
         if done is None or done.done():
             return
         if not msg.reply:
-            done.set_result(None)
+            headers = msg.headers or {}
+            status = headers.get("Status", "")
+            if status == "100":  # a heartbeat, not an answer
+                return
+            if status in END_OF_CHUNK:
+                self._cut = True
+                done.set_result(None)
+            else:
+                what = f"{status} {headers.get('Description', '')}".strip() or "no status"
+                done.set_exception(
+                    LogError(
+                        f"reading JetStream stream {self.stream!r}: the server answered "
+                        f"{what}; read again"
+                    )
+                )
             return
         meta = ack_metadata(msg.reply)
         if meta.consumer_seq != self._delivered + 1:
