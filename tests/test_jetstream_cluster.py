@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -24,8 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
+from headwater import testing_nats
 from headwater.testing import TEST_CONFIG, TEST_WRITE_KEY, DaemonProcess
-from headwater.testing_nats import NatsCluster, nats_server_binary
+from headwater.testing_nats import NatsCluster, free_port, nats_server_binary
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -167,6 +169,28 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     nats = NatsCluster(tmp_path / "nats").start()
     yield nats
     nats.stop()
+
+
+def test_a_cluster_whose_port_was_taken_starts_again_on_other_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scaffolding above: a port picked free and taken before its server bound it
+    (one CI run) must not fail the test that needs the cluster."""
+    if nats_server_binary() is None:
+        if os.environ.get("HEADWATER_REQUIRE_SERVICES") == "1":
+            pytest.fail("nats-server is not installed and HEADWATER_REQUIRE_SERVICES=1")
+        pytest.skip("nats-server is not installed")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        monkeypatch.setattr(testing_nats, "free_port", lambda: next(ports, None) or free_port())
+        nats = NatsCluster(tmp_path / "nats").start()
+        try:
+            assert len({server.port for server in nats.servers}) == 3
+            assert taken.getsockname()[1] not in {s.cluster_port for s in nats.servers}
+        finally:
+            nats.stop()
 
 
 def test_acknowledged_events_survive_a_nats_node_and_a_daemon_killed_mid_load(

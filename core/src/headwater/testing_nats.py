@@ -148,27 +148,50 @@ class NatsCluster:
     """Three (or ``size``) clustered nats-servers with JetStream, routes on loopback."""
 
     def __init__(self, base_dir: Path, size: int = 3, name: str = "hw") -> None:
-        cluster_ports = [free_port() for _ in range(size)]
-        self.servers = [
+        self.base_dir = Path(base_dir)
+        self.size = size
+        self.name = name
+        self.servers = self._servers()
+
+    def _servers(self) -> list[NatsServer]:
+        """Servers on fresh free ports."""
+        cluster_ports = [free_port() for _ in range(self.size)]
+        return [
             NatsServer(
-                Path(base_dir) / f"n{i + 1}" / "store",
+                self.base_dir / f"n{i + 1}" / "store",
                 name=f"n{i + 1}",
-                cluster=name,
+                cluster=self.name,
                 cluster_port=cluster_ports[i],
                 routes=[p for j, p in enumerate(cluster_ports) if j != i],
             )
-            for i in range(size)
+            for i in range(self.size)
         ]
 
     @property
     def urls(self) -> list[str]:
         return [s.url for s in self.servers]
 
-    def start(self, wait: float = 30.0) -> NatsCluster:
-        for server in self.servers:
-            server.start(ready=False)
-        for server in self.servers:
-            server.wait_ready(wait)
+    def start(self, wait: float = 30.0, attempts: int = 3) -> NatsCluster:
+        """Start every node and wait until each is ready. A port picked free can be taken
+        before its server binds it (by another process's outgoing connection): then the
+        cluster starts again on other ports."""
+        for attempt in range(attempts):
+            for server in self.servers:
+                server.start(ready=False)
+            try:
+                for server in self.servers:
+                    server.wait_ready(wait)
+                return self
+            except NatsServerError:
+                self.stop()
+                taken = any(
+                    "address already in use" in s.log_path.read_text(errors="replace")
+                    for s in self.servers
+                    if s.log_path.exists()
+                )
+                if not taken or attempt == attempts - 1:
+                    raise
+                self.servers = self._servers()
         return self
 
     def stop(self) -> None:
