@@ -174,56 +174,44 @@ async def test_a_delivery_lost_on_the_way_fails_the_pull_and_a_reset_brings_it_b
     assert resent == list(range(1, 11))
 
 
-async def test_a_stream_read_fails_at_a_lost_message_instead_of_skipping_it(
-    ten_events: JetStreamLog,
-) -> None:
+async def read_losing(log: JetStreamLog, lost: int, error: str) -> list[int]:
+    """Read the whole stream 3 at a time while message ``lost`` is lost on the way;
+    the read must fail with ``error``. Returns the seqs read before it failed."""
+
     async def scenario(nc: Any, js: Any) -> list[int]:
-        reader = StreamReader(nc, js, ten_events.stream)
+        reader = StreamReader(nc, js, log.stream)
         receive = reader._on_msg
 
-        async def lose_the_fifth(msg: Any) -> None:
-            if ack_metadata(msg.reply).stream_seq != 5:
+        async def lose(msg: Any) -> None:
+            if not msg.reply or ack_metadata(msg.reply).stream_seq != lost:
                 await receive(msg)
 
-        reader._on_msg = lose_the_fifth  # type: ignore[method-assign]
+        reader._on_msg = lose  # type: ignore[method-assign]
         read: list[int] = []
         try:
             await reader.open()
-            with pytest.raises(LogError, match="delivery 6 arrived after 4"):
+            with pytest.raises(LogError, match=error):
                 while chunk := await reader.fetch(3):
                     read += [m.seq for m in chunk]
         finally:
             await reader.close()
         return read
 
-    assert await ten_events.nats_call(scenario) == [1, 2, 3]
+    return await log.nats_call(scenario)
+
+
+async def test_a_stream_read_fails_at_a_lost_message_instead_of_skipping_it(
+    ten_events: JetStreamLog,
+) -> None:
+    assert await read_losing(ten_events, 5, "delivery 6 arrived after 4") == [1, 2, 3]
 
 
 async def test_a_stream_read_fails_when_its_last_message_is_lost(
     ten_events: JetStreamLog,
 ) -> None:
     """A loss at the end of a read leaves no jump behind it; the read asks the consumer."""
-
-    async def scenario(nc: Any, js: Any) -> list[int]:
-        reader = StreamReader(nc, js, ten_events.stream)
-        receive = reader._on_msg
-
-        async def lose_the_last(msg: Any) -> None:
-            if not msg.reply or ack_metadata(msg.reply).stream_seq != 10:
-                await receive(msg)
-
-        reader._on_msg = lose_the_last  # type: ignore[method-assign]
-        read: list[int] = []
-        try:
-            await reader.open()
-            with pytest.raises(LogError, match=r"sent 10 message\(s\) and 9 arrived"):
-                while chunk := await reader.fetch(3):
-                    read += [m.seq for m in chunk]
-        finally:
-            await reader.close()
-        return read
-
-    assert await ten_events.nats_call(scenario) == list(range(1, 10))
+    read = await read_losing(ten_events, 10, r"sent 10 message\(s\) and 9 arrived")
+    assert read == list(range(1, 10))
 
 
 async def test_a_stream_read_fails_when_its_consumer_is_gone(ten_events: JetStreamLog) -> None:
