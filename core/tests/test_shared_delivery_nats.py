@@ -21,6 +21,7 @@ from headwater.shared_delivery._consumer import (
     Puller,
     consumer_name,
     reset_consumer,
+    restart_point,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -231,3 +232,30 @@ async def test_a_stream_read_fails_when_its_consumer_is_gone(ten_events: JetStre
         return read
 
     assert await ten_events.nats_call(scenario) == [1, 2, 3]
+
+
+async def test_a_consumer_deleted_and_not_added_again_resumes_at_its_saved_point(
+    ten_events: JetStreamLog,
+) -> None:
+    """Recreating a partition's consumer is a delete and an add; when only the delete
+    lands (a NATS failover), the next owner starts where delivery was, not at the
+    destination's start (the whole history again)."""
+    stream, name = ten_events.stream, consumer_name("hook", 0)
+    assert await restart_point(ten_events, "hook", 0, start_seq=1) == 1
+
+    async def deliver_four_then_lose_the_consumer(nc: Any, js: Any) -> None:
+        await reset(js, stream, 1)
+        puller = Puller(nc, stream, name)
+        await puller.open()
+        await puller.ack((await puller.pull(4, 2.0, 0.0))[-1])
+        await puller.close()
+
+    await ten_events.nats_call(deliver_four_then_lose_the_consumer)
+    assert await restart_point(ten_events, "hook", 0, start_seq=1) == 5  # saved, then:
+
+    async def delete(nc: Any, js: Any) -> None:
+        await js.delete_consumer(stream, name)
+
+    await ten_events.nats_call(delete)
+    assert await restart_point(ten_events, "hook", 0, start_seq=1) == 5
+    assert await restart_point(ten_events, "other", 0, start_seq=1) == 1

@@ -7,7 +7,10 @@ finished with. It lives in the cluster, replicated like the stream, so no daemon
 Whoever acquires a partition's lease recreates its consumer at the ack floor + 1 before
 pulling. That drops what the previous owner had pulled but not acknowledged (a daemon
 killed mid-send) back into delivery at once and in order; letting JetStream redeliver
-it after ``ack_wait`` would put it behind newer events and break per-user order.
+it after ``ack_wait`` would put it behind newer events and break per-user order. The
+point it recreates it from is saved in the state bucket first (``restart_point``), so a
+consumer deleted and not added again (the add failing during a NATS failover) resumes
+there instead of at the destination's ``start``.
 
 ``Puller`` runs on the log's NATS loop: one inbox, at most one pull request in flight
 (prefetching the next batch while the current one is sent), deliveries buffered in order.
@@ -32,6 +35,7 @@ import zlib
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..log._jetstream_read import ack_metadata, missed
+from ..router._records import DESTINATIONS
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -39,7 +43,11 @@ if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
     from nats.js.client import JetStreamContext
 
+    from ..log import JetStreamLog
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+RESTART_KEY = b"jetstream-restart\x00"
+"""Per destination and partition: where its consumer was last (re)created from."""
 
 
 class DeliveryGap(Exception):
@@ -59,32 +67,35 @@ def consumer_name(destination: str, partition: int) -> str:
     return f"hw-{safe}-p{partition}"
 
 
-async def reset_consumer(
+async def consumer_start(js: JetStreamContext, stream: str, name: str) -> int | None:
+    """The sequence right after the consumer's ack floor (never before its own start);
+    None when there is no such consumer."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        return None
+    floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+    return max(floor + 1, int(info.config.opt_start_seq or 1))
+
+
+async def create_consumer(
     js: JetStreamContext,
     stream: str,
     name: str,
     subject: str,
-    start_seq: int,
+    start: int,
     *,
     ack_wait: float,
     max_ack_pending: int,
-) -> int:
-    """(Re)create the consumer to start right after its ack floor (or at ``start_seq`` for
-    a new one); return the sequence delivery starts from."""
+) -> None:
+    """Create the consumer afresh (deleting the old one) to deliver from ``start``."""
     from nats.js import api
     from nats.js.errors import NotFoundError
 
-    start = max(start_seq, 1)
-    try:
-        info = await js.consumer_info(stream, name)
-    except NotFoundError:
-        info = None
-    if info is not None:
-        floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
-        original = int(info.config.opt_start_seq or 1)
-        start = max(floor + 1, original)
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(stream, name)
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(stream, name)
     await js.add_consumer(
         stream,
         api.ConsumerConfig(
@@ -99,6 +110,48 @@ async def reset_consumer(
             max_waiting=16,
         ),
     )
+
+
+async def reset_consumer(
+    js: JetStreamContext,
+    stream: str,
+    name: str,
+    subject: str,
+    start_seq: int,
+    *,
+    ack_wait: float,
+    max_ack_pending: int,
+) -> int:
+    """(Re)create the consumer to start right after its ack floor (or at ``start_seq`` for
+    a new one); return the sequence delivery starts from."""
+    start = await consumer_start(js, stream, name) or max(start_seq, 1)
+    await create_consumer(
+        js, stream, name, subject, start, ack_wait=ack_wait, max_ack_pending=max_ack_pending
+    )
+    return start
+
+
+def restart_key(destination: str, partition: int) -> bytes:
+    return RESTART_KEY + destination.encode() + b"\x00%d" % partition
+
+
+async def restart_point(log: JetStreamLog, destination: str, partition: int, start_seq: int) -> int:
+    """Where the partition's consumer is to be created again, saved before the old one is
+    deleted. Deleting and adding it are two requests: when the delete lands and the add
+    does not (a NATS node failing, a kill -9 in between), the consumer is gone and only
+    the saved point says where delivery was. Without it the partition would start over at
+    the destination's ``start``, sending its whole history again."""
+    key = restart_key(destination, partition)
+    raw = await asyncio.to_thread(log.get_value, DESTINATIONS, key)
+    saved = int.from_bytes(raw, "big") if raw else 0
+    name = consumer_name(destination, partition)
+
+    async def read(nc: Client, js: JetStreamContext) -> int | None:
+        return await consumer_start(js, log.stream, name)
+
+    start = await log.nats_call(read) or max(start_seq, saved, 1)
+    if start != saved:
+        await log.awrite_batch([(DESTINATIONS, key, start.to_bytes(8, "big"))])
     return start
 
 

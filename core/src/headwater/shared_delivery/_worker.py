@@ -27,7 +27,7 @@ from headwater_spec import Delivered, Event, EventError, Outcome, Rejected, Retr
 from ..log import LogRecord, now_us
 from ..log._jetstream import with_seq
 from ..router._records import DEAD_LETTERS, DeadLetter, encode, event_key
-from ._consumer import Delivery, Puller, consumer_name, reset_consumer
+from ._consumer import Delivery, Puller, consumer_name, create_consumer, restart_point
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -98,13 +98,15 @@ class PartitionWorker:
         log = runtime.log
         settings = runtime.settings
 
-        async def reset(nc: Client, js: JetStreamContext) -> int:
-            return await reset_consumer(
+        start = await restart_point(log, runtime.id, self.partition, runtime.start_seq)
+
+        async def reset(nc: Client, js: JetStreamContext) -> None:
+            await create_consumer(
                 js,
                 log.stream,
                 self.consumer,
                 f"{log.stream}.p.{self.partition}",
-                runtime.start_seq,
+                start,
                 ack_wait=max(300.0, 2 * settings.send_timeout),
                 max_ack_pending=max(10_000, 4 * settings.limits.max_count),
             )
@@ -114,7 +116,8 @@ class PartitionWorker:
             await made.open()
             return made
 
-        self.start_seq = await log.nats_call(reset)
+        await log.nats_call(reset)
+        self.start_seq = start
         puller = await log.nats_call(open_puller)
         try:
             batch, linger = settings.limits.max_count, settings.limits.linger
