@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from headwater.log import LmdbLog
+import pytest
+
+from headwater.log import LmdbLog, LogError
 from headwater.replay import ReplayFilter, change_state, list_jobs, load_job, save_job
 from headwater.replay._pressure import LoopPressure
 from headwater.replay._records import cursor_name, retry_namespace
@@ -210,3 +212,21 @@ async def test_events_with_keys_the_model_does_not_know_are_filtered_the_same(
     assert sorted(dest.ids()) == sorted(f"m{n}" for n in [*range(10), *range(20, 30)])
     kept = [e for e in dest.delivered if e.messageId == "m3"]
     assert kept[0].extra == {"custom": {"k": 3}}, "unknown keys reach the destination"
+
+
+async def test_a_run_that_cannot_open_closes_its_connector(
+    log: LmdbLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service builds a connector per launch and tries again after a failed one (a
+    NATS failover): a failed start must not leave that connector's sessions open."""
+    log.append_sync("web", [event(i) for i in range(1, 4)])
+    rec = Recorder()
+    run = make_run(log, job(1, 3), rec)
+
+    def unreadable(*_args: object) -> int:
+        raise LogError("the state bucket cannot be read")
+
+    monkeypatch.setattr(log, "count", unreadable)
+    with pytest.raises(LogError, match="cannot be read"):
+        await run.start()
+    assert rec.closed

@@ -182,7 +182,14 @@ class ReplayRun(LoopTasks):
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._open()
+        """Open the job's state and start its tasks; when that fails (the log cannot be
+        read), the connector is closed and the error raised (the service tries again)."""
+        try:
+            await self._open()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.connector.close()
+            raise
         if self.pacer.pressure is not None:
             self.pacer.pressure.acquire()
             self._pressure_held = True
