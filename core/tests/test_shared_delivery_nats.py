@@ -259,3 +259,32 @@ async def test_a_consumer_deleted_and_not_added_again_resumes_at_its_saved_point
     await ten_events.nats_call(delete)
     assert await restart_point(ten_events, "hook", 0, start_seq=1) == 5
     assert await restart_point(ten_events, "other", 0, start_seq=1) == 1
+
+
+async def test_a_stream_read_goes_past_messages_deleted_while_it_reads(
+    ten_events: JetStreamLog,
+) -> None:
+    """Deletions mid-read (KV keys written again) leave the pending count in the replies
+    too high; the server then holds a no_wait pull instead of answering it. The consumer
+    knows nothing is left: the read ends with what is there, without an error."""
+
+    ten_events.append_sync("web", [{"type": "track", "messageId": f"n{i}"} for i in range(30)])
+
+    async def scenario(nc: Any, js: Any) -> list[int]:
+        reader = StreamReader(nc, js, ten_events.stream)
+        read: list[int] = []
+        try:
+            await reader.open()
+            read += [m.seq for m in await reader.fetch(5)]
+            for seq in range(20, 25):
+                await js.delete_msg(ten_events.stream, seq)
+            while chunk := await reader.fetch(5, timeout=1.0):
+                read += [m.seq for m in chunk]
+                if reader.pending == 0:
+                    break
+        finally:
+            await reader.close()
+        return read
+
+    expected = [seq for seq in range(1, 41) if not 20 <= seq < 25]
+    assert await ten_events.nats_call(scenario) == expected

@@ -68,10 +68,15 @@ def ack_metadata(reply: str) -> AckInfo:
 
 def missed(stream: str, after: int, got: int) -> str:
     """Why a read stopped at a jump in the consumer sequence."""
+    if got <= after:  # a consumer's new leader counting from an older state: nothing lost
+        return (
+            f"reading JetStream stream {stream!r}: delivery {got} arrived after {after}, out "
+            "of sequence (the consumer's leader changed); read again from the last one received"
+        )
     return (
         f"reading JetStream stream {stream!r}: delivery {got} arrived after {after}, so "
-        f"{max(got - after - 1, 0) or 'some'} message(s) sent by the server never arrived "
-        "(a NATS node failed or the connection moved); read again from the last one received"
+        f"{got - after - 1} message(s) sent by the server never arrived (a NATS node failed "
+        "or the connection moved); read again from the last one received"
     )
 
 
@@ -145,20 +150,29 @@ class StreamReader:
         if self._sub is None or self.pending <= 0:
             return []
         for _attempt in range(FETCH_ATTEMPTS):
-            chunk, cut = await self._fetch_once(batch, timeout)
-            if not cut or self.pending <= 0:
+            chunk, ended = await self._fetch_once(batch, timeout)
+            if ended == "count" or self.pending <= 0:
                 return chunk
-            # the answer ended on a status while the last count said more were pending
+            # the pull ended on a status, or with no answer, while the last count said
+            # more were pending: the count may be stale (messages deleted or KV keys
+            # written again meanwhile) or messages may be lost; the consumer knows which
             await self._check_nothing_missed()
             if chunk or self.pending <= 0:
                 return chunk
+            if ended == "timeout":
+                raise LogError(
+                    f"reading JetStream stream {self.stream!r} timed out after {timeout} s "
+                    f"with {self.pending} message(s) pending; read again"
+                )
         raise LogError(
             f"reading JetStream stream {self.stream!r}: no message came while the server "
             f"counts {self.pending} pending; read again"
         )
 
-    async def _fetch_once(self, batch: int, timeout: float) -> tuple[list[StreamMessage], bool]:
-        """One pull: the messages, and whether a status ended it before the count did."""
+    async def _fetch_once(self, batch: int, timeout: float) -> tuple[list[StreamMessage], str]:
+        """One pull: the messages, and what ended it: ``count`` (the batch or the pending
+        count), ``status`` (404 or 408) or ``timeout`` (no answer; a server may hold a
+        ``no_wait`` pull when its pending count is stale)."""
         assert self._sub is not None
         loop = asyncio.get_running_loop()
         self._chunk = []
@@ -170,14 +184,13 @@ class StreamReader:
             b'{"batch":%d,"no_wait":true}' % batch,
             reply=self._sub.subject,
         )
+        ended = "count"
         try:
             await asyncio.wait_for(self._done, timeout)
         except TimeoutError:
-            raise LogError(
-                f"reading JetStream stream {self.stream!r} timed out after {timeout} s"
-            ) from None
+            ended = "timeout"
         chunk, self._chunk = self._chunk, []
-        return chunk, self._cut
+        return chunk, "status" if self._cut else ended
 
     async def _check_nothing_missed(self) -> None:
         """Compare what the consumer sent with what arrived, and take its pending count."""
