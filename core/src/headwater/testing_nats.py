@@ -176,6 +176,10 @@ class NatsCluster:
         before its server binds it (by another process's outgoing connection): then the
         cluster starts again on other ports."""
         for attempt in range(attempts):
+            logged = {
+                s.name: s.log_path.stat().st_size if s.log_path.exists() else 0
+                for s in self.servers
+            }
             for server in self.servers:
                 server.start(ready=False)
             try:
@@ -184,8 +188,8 @@ class NatsCluster:
                 return self
             except NatsServerError:
                 self.stop()
-                taken = any(
-                    "address already in use" in s.log_path.read_text(errors="replace")
+                taken = any(  # in what this attempt logged (the logs are appended to)
+                    b"address already in use" in s.log_path.read_bytes()[logged[s.name] :]
                     for s in self.servers
                     if s.log_path.exists()
                 )
