@@ -256,17 +256,19 @@ class SharedReplayService(ReplayService):
                 await run.stop(drain=0.0)
 
     async def _apply_requests(self) -> None:
+        """Apply the requests for the jobs this daemon runs, each deleted once applied (or
+        refused): one that fails on the way (the log unreachable) is tried next round."""
         requests = self.log.items(REPLAYS, CONTROL_PREFIX)
         for key, raw in requests:
             job_id = key[len(CONTROL_PREFIX) :].decode()
             if job_id not in self._held:
                 continue
-            await self.js_log.awrite_batch([(REPLAYS, key, None)])
             action = raw.decode()
             try:
                 await super().control(job_id, action)
             except (KeyError, ValueError) as exc:
                 _log.warning("replay %s: %s request not applied: %s", job_id, action, exc)
+            await self.js_log.awrite_batch([(REPLAYS, key, None)])
 
     # -- creating, with ids unique across daemons --------------------------------------
 
