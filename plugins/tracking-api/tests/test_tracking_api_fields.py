@@ -99,6 +99,17 @@ async def test_numeric_ids_become_strings_and_unknown_fields_survive(client: Any
     assert event["_metadata"] == {"bundled": ["x"]}
 
 
+async def test_another_types_id_is_an_unknown_field_kept_as_sent(client: Any) -> None:
+    """A group with a numeric ``previousId`` (an alias's id) failed the request with a 500
+    (found by tests/test_ingest_fuzz.py): only the type's own ids become strings."""
+    body = {"type": "group", "anonymousId": 0, "previousId": 0, "groupId": "g", "": None}
+    response = await client.request("/v1/batch", {"batch": [{"": ""}, body]})
+    assert response.status == 200
+    assert client.answer(response)["accepted"] == 1
+    event = client.context.events[0]
+    assert (event["anonymousId"], event["previousId"]) == ("0", 0)
+
+
 async def test_invalid_items_are_rejected_with_reasons_and_valid_ones_stored(
     client: Any,
 ) -> None:

@@ -198,7 +198,8 @@ class Preparer:
         get = item.get
         for name in _USER_IDS if cls not in _MORE_IDS else _ALL_IDS:
             value = get(name)
-            if value is not None and type(value) is not str:
+            # only the type's own ids (a group's previousId is an unknown field, kept as is)
+            if value is not None and type(value) is not str and hasattr(event, name):
                 item[name] = as_id(getattr(event, name))
         return None
 
