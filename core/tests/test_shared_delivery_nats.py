@@ -20,7 +20,8 @@ from headwater.shared_delivery._consumer import (
     DeliveryGap,
     Puller,
     consumer_name,
-    reset_consumer,
+    consumer_start,
+    create_consumer,
     restart_point,
 )
 
@@ -108,11 +109,12 @@ def ten_events(nats_url: str) -> Iterator[JetStreamLog]:
 
 
 async def reset(js: Any, stream: str, start_seq: int) -> int:
-    """(Re)create partition 0's consumer of destination ``hook``."""
+    """(Re)create partition 0's consumer of destination ``hook`` right after its ack floor
+    (at ``start_seq`` when there is none), as the worker does; return where it starts."""
     subject, name = f"{stream}.p.0", consumer_name("hook", 0)
-    return await reset_consumer(
-        js, stream, name, subject, start_seq, ack_wait=300, max_ack_pending=100
-    )
+    start = await consumer_start(js, stream, name) or start_seq
+    await create_consumer(js, stream, name, subject, start, ack_wait=300, max_ack_pending=100)
+    return start
 
 
 async def test_a_reset_consumer_resumes_after_its_ack_floor_in_order(

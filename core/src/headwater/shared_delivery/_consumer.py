@@ -112,25 +112,6 @@ async def create_consumer(
     )
 
 
-async def reset_consumer(
-    js: JetStreamContext,
-    stream: str,
-    name: str,
-    subject: str,
-    start_seq: int,
-    *,
-    ack_wait: float,
-    max_ack_pending: int,
-) -> int:
-    """(Re)create the consumer to start right after its ack floor (or at ``start_seq`` for
-    a new one); return the sequence delivery starts from."""
-    start = await consumer_start(js, stream, name) or max(start_seq, 1)
-    await create_consumer(
-        js, stream, name, subject, start, ack_wait=ack_wait, max_ack_pending=max_ack_pending
-    )
-    return start
-
-
 def restart_key(destination: str, partition: int) -> bytes:
     return RESTART_KEY + destination.encode() + b"\x00%d" % partition
 
