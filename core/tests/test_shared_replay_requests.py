@@ -57,7 +57,9 @@ async def test_a_pause_request_that_fails_while_applied_is_applied_next_round(
             monkeypatch.setattr(ReplayService, "control", fail_once)
             await log.awrite_batch([(REPLAYS, control_key(job.id), b"pause")])
             for _ in range(150):  # rounds every lease_ttl / 3
-                if load_job(log, job.id).state == "paused":
+                # the request is deleted just after the job is paused: wait for both
+                applied = load_job(log, job.id).state == "paused"
+                if applied and log.get_value(REPLAYS, control_key(job.id)) is None:
                     break
                 await asyncio.sleep(0.1)
             assert failures == ["pause"]
