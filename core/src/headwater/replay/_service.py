@@ -146,11 +146,11 @@ class ReplayService:
             check_action(job, action)
             run = self.runs.pop(job_id, None)
             if action == "pause":
-                job.state = "paused"
-                if run is not None:
+                if run is not None:  # the batches in flight land before "paused" is written
                     await run.stop()
-                else:
-                    save_job(self.log, job)
+                if job.state == "running":  # not when it finished meanwhile
+                    job.state = "paused"
+                save_job(self.log, job)
                 self.waiting.pop(job_id, None)
             elif action == "resume":
                 job.state = "running"
