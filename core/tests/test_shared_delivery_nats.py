@@ -17,6 +17,7 @@ from headwater.log._jetstream_read import StreamReader, ack_metadata
 from headwater.log._nats_connect import NatsOptions
 from headwater.shared_delivery import LeaseTable, fair_share
 from headwater.shared_delivery._consumer import (
+    Delivery,
     DeliveryGap,
     Puller,
     consumer_name,
@@ -40,7 +41,7 @@ async def js(nats_url: str) -> AsyncIterator[Any]:
 @pytest.fixture
 async def leases(js: Any) -> AsyncIterator[LeaseTable]:
     bucket = f"hwtest-leases-{uuid.uuid4().hex[:8]}"
-    table = LeaseTable(js, bucket, ttl=2.0, replicas=1)
+    table = LeaseTable(js, bucket, ttl=5.0, replicas=1)  # no CI stall outlives it
     await table.open()
     yield table
     await js.delete_key_value(bucket)
@@ -66,7 +67,7 @@ async def test_a_lease_has_one_owner_until_released(leases: LeaseTable) -> None:
 async def test_a_lease_nobody_renews_expires_and_can_be_taken(leases: LeaseTable) -> None:
     revision = await leases.acquire("hook", 0, "dead-daemon")
     assert revision is not None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while await leases.acquire("hook", 0, "survivor") is None:
         assert time.monotonic() < deadline, "the lease never expired"
         await asyncio.sleep(0.25)
@@ -117,6 +118,18 @@ async def reset(js: Any, stream: str, start_seq: int) -> int:
     return start
 
 
+async def pull_all(puller: Puller, n: int | None = None) -> list[Delivery]:
+    """The next ``n`` deliveries (all that are left when None): one pull may hand over
+    fewer, as NATS may send a batch in more than one write."""
+    out: list[Delivery] = []
+    while n is None or len(out) < n:
+        got = await puller.pull(100 if n is None else n - len(out), 2.0, 0.0)
+        if not got:
+            break
+        out += got
+    return out
+
+
 async def test_a_reset_consumer_resumes_after_its_ack_floor_in_order(
     ten_events: JetStreamLog,
 ) -> None:
@@ -126,13 +139,13 @@ async def test_a_reset_consumer_resumes_after_its_ack_floor_in_order(
         assert await reset(js, stream, 3) == 3
         puller = Puller(nc, stream, name)
         await puller.open()
-        first = await puller.pull(4, 2.0, 0.0)
+        first = await pull_all(puller, 4)
         await puller.ack(first[1])  # seqs 3 and 4 done; 5 and 6 were in flight
         await puller.close()
         assert await reset(js, stream, 3) == 5
         again = Puller(nc, stream, name)
         await again.open()
-        second = await again.pull(100, 2.0, 0.05)
+        second = await pull_all(again)
         await again.close()
         return [[d.seq for d in first], [d.seq for d in second]]
 
@@ -168,7 +181,7 @@ async def test_a_delivery_lost_on_the_way_fails_the_pull_and_a_reset_brings_it_b
         assert await reset(js, stream, 1) == 1
         again = Puller(nc, stream, name)
         await again.open()
-        resent = [d.seq for d in await again.pull(100, 2.0, 0.05)]
+        resent = [d.seq for d in await pull_all(again)]
         await again.close()
         return handed, resent
 
@@ -249,7 +262,7 @@ async def test_a_consumer_deleted_and_not_added_again_resumes_at_its_saved_point
         await reset(js, stream, 1)
         puller = Puller(nc, stream, name)
         await puller.open()
-        await puller.ack((await puller.pull(4, 2.0, 0.0))[-1])
+        await puller.ack((await pull_all(puller, 4))[-1])
         await puller.close()
 
     await ten_events.nats_call(deliver_four_then_lose_the_consumer)

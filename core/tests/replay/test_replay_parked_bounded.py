@@ -163,7 +163,8 @@ async def test_a_job_stopped_while_loading_resumes_and_sends_each_once(tmp_path:
         while sink.events_delivered < threshold:
             await asyncio.sleep(0.01)
         stopping = asyncio.create_task(run.stop())
-        await asyncio.sleep(0.2)
+        while not all(lane.closing for lane in run.lanes):  # the stop has begun
+            await asyncio.sleep(0.01)
         gate.set()  # the batches in flight go through; no lane may start another
         await stopping
         # only the batches in flight when the stop began went out after it (one per
