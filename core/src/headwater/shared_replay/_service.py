@@ -45,6 +45,7 @@ from ..log import JetStreamLog
 from ..log._kv_keys import escape
 from ..replay import REPLAYS, JobStatus, ReplayJob, ReplayRequest, ReplayService, load_job
 from ..replay._jobs import check_action, list_jobs
+from ..replay._run import DRAIN_TIMEOUT
 from ..shared_delivery._leases import open_lease_table
 from ..shared_delivery._service import LEASE_TTL
 from ._leases import ReplayLeases
@@ -309,7 +310,8 @@ class SharedReplayService(ReplayService):
             return await super().control(job_id, action)
         await self.js_log.awrite_batch([(REPLAYS, control_key(job_id), action.encode())])
         expected = _EXPECTED[action]
-        deadline = time.monotonic() + self.lease_ttl + 2 * self.renew_every
+        # a round to see the request, and a pause waits for the batches in flight
+        deadline = time.monotonic() + self.lease_ttl + 2 * self.renew_every + DRAIN_TIMEOUT
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             if load_job(self.log, job_id).state == expected:
