@@ -15,11 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from headwater.log import AnyLog
 
 REQUIRE_SERVICES = os.environ.get("HEADWATER_REQUIRE_SERVICES") == "1"
+
+# Property tests judge what the code does, not how fast: hypothesis's default 200 ms
+# deadline per example fails a run that a GC pass or a busy CI machine slows down.
+settings.register_profile("headwater", deadline=None)
+settings.load_profile("headwater")
 
 
 def _reachable(host: str, port: int) -> bool:

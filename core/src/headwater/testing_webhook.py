@@ -177,6 +177,11 @@ class BlackHole:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far (all still held open)."""
+        return len(self._held)
+
     def start(self) -> BlackHole:
         self._sock.settimeout(0.1)
 
