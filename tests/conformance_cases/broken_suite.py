@@ -15,7 +15,7 @@ KEY = "hw-secret-key-8842"
 
 class _Destination(DestinationConformance):
     def config(self) -> dict[str, Any]:
-        return {"api_key": KEY, "timeout": 0.5}
+        return {"api_key": KEY, "timeout": 2}  # the hang checks wait it out
 
 
 class TestGood(_Destination):
@@ -50,7 +50,7 @@ class TestCareless(_Destination):
 
 
 class _Source(SourceConformance):
-    settle = 0.2
+    settle = 1.0
 
     @pytest.fixture(autouse=True)
     def _upstream(self) -> Iterator[None]:

@@ -13,7 +13,7 @@ class TestAmplitudeConformance(DestinationConformance):
     connector = AmplitudeDestination
 
     def config(self) -> dict[str, Any]:
-        return {"api_key": "conformance-amplitude-key", "timeout": 1}
+        return {"api_key": "conformance-amplitude-key", "timeout": 3}
 
     def ok_reply(self, request: RecordedRequest) -> Reply:
         count = len(request.json().get("events", []))

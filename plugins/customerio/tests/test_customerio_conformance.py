@@ -16,7 +16,7 @@ class TestCustomerIOConformance(DestinationConformance):
     from the messageId (tests/test_customerio_delivery.py checks it is stable)."""
 
     def config(self) -> dict[str, Any]:
-        return {"site_id": "conformance-site", "api_key": "conformance-cio-key", "timeout": 1}
+        return {"site_id": "conformance-site", "api_key": "conformance-cio-key", "timeout": 3}
 
     def ok_reply(self, request: RecordedRequest) -> Reply:
         if request.path == "/api/v1/accounts/region":

@@ -19,7 +19,7 @@ class TestMixpanelConformance(DestinationConformance):
             "service_account_username": "conformance.sa",
             "service_account_secret": "conformance-sa-secret",
             "project_id": "2195193",
-            "timeout": 1,
+            "timeout": 3,
         }
 
     def ok_reply(self, request: RecordedRequest) -> Reply:

@@ -17,7 +17,7 @@ class TestWebhookConformance(DestinationConformance):
             "url": "http://127.0.0.1:9/unused",
             "secret": "conformance-signing-secret",
             "headers": {"Authorization": "Bearer conformance-token-123"},
-            "timeout": 1,
+            "timeout": 3,
         }
 
     def server_config(self, url: str) -> dict[str, Any]:
