@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from headwater.testing import TEST_ADMIN_TOKEN, DaemonProcess
-from headwater.testing_webhook import WebhookSink, free_port
+from headwater.testing_webhook import WebhookSink
 from headwater_spec import HttpRequest
 
 WRITE_KEY = "delivery-test-key"
@@ -205,11 +206,16 @@ def test_400_dead_letters_the_bad_events_and_delivers_the_rest_then_redrive(
 def test_receiver_down_through_a_daemon_restart(
     headwater_daemon: Callable[..., DaemonProcess],
 ) -> None:
-    port = free_port()
+    # bound but not listening: connections are refused, and no other process can take
+    # the port before the receiver comes up on it
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    port = int(closed.getsockname()[1])
     daemon = headwater_daemon(config(f"http://127.0.0.1:{port}"))
     ids = send_with_sdk(daemon, 120)
     time.sleep(1.0)  # some attempts fail against the closed port
     daemon.kill9()
+    closed.close()
     with WebhookSink(port) as sink:
         daemon.start()
         sink.wait_for_events(120, timeout=60)

@@ -106,6 +106,7 @@ def test_embedded_default_config_prints_a_working_curl(tmp_path: Path) -> None:
             content=data,
             auth=(user.rstrip(":"), ""),
             headers={"Content-Type": "application/json"},
+            timeout=30,
         )
         assert response.status_code == 200, response.text
         assert response.json()["accepted"] == 1

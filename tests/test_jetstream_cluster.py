@@ -229,6 +229,9 @@ max_attempts = 1000
         while not all(_delivered_by(d) > 0 for d in daemons):  # both share the work
             assert time.monotonic() < deadline, "a daemon delivered nothing"
             time.sleep(0.2)
+        while len(load.accepted_ids()) <= 500:  # enough load to mean anything
+            assert time.monotonic() < deadline, "the load was too small to mean anything"
+            time.sleep(0.2)
         leader = asyncio.run(_stream_leader(cluster.urls, stream))
         next(s for s in cluster.servers if s.name == leader).kill()
         daemons[0].kill9()

@@ -81,7 +81,6 @@ def password_postgres() -> Iterator[str]:
     pwfile.write_text("right-pass\n")
     pwfile.chmod(0o644)
     data = root / "data"
-    port = _free_port()
     pg_ctl = str(PG_BIN / "pg_ctl")
     try:
         subprocess.run(
@@ -99,6 +98,7 @@ def password_postgres() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
+        port = _free_port()  # after initdb (seconds), so nothing else takes it meanwhile
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
             [

@@ -27,7 +27,9 @@ from ._common import config_option, fail, format_option, open_log, print_json
 from ._daemon_client import admin_client, error_text, running_daemon
 from ._destinations import data_dir_option, destinations_command, load, require_destination
 
-WAIT_FOR_DAEMON = 5.0
+WAIT_FOR_DAEMON = 10.0
+"""How long pause/resume wait to see the daemon apply the flag (polled every second, then
+a stop that flushes the cursor): a busy machine takes seconds."""
 
 
 @click.command("reload")
